@@ -1,0 +1,100 @@
+"""Command line: `gr00t-ppo train [key=value ...]` and `gr00t-ppo eval run_dir=... [episodes=N]`."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from pathlib import Path
+
+USAGE = """usage:
+  gr00t-ppo train [key=value ...]        train (same as python recipes/ppo_gr00t.py)
+  gr00t-ppo eval run_dir=<dir> [episodes=N]
+                                         evaluate a run's last checkpoint, write eval.json
+examples:
+  gr00t-ppo train task=cartpole total_steps=50000 seed=3
+  gr00t-ppo train task=HalfCheetah-v5 env.num_envs=16 ppo.lr=1e-4
+  gr00t-ppo train resume=runs/pendulum-20261124-120000"""
+
+
+def _quiet() -> None:
+    """Silences library chatter that says nothing to a user of this tool."""
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*Experiment logs directory.*")
+    warnings.filterwarnings("ignore", message=".*The total number of frames.*")
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def train_main(argv: list[str]) -> int:
+    """Resolves the config, trains, prints a closing summary. Exit 2 on bad input."""
+    _quiet()
+    from gr00t_torchrl.checkpoint import CheckpointError
+    from gr00t_torchrl.config import ConfigError, resolve_config
+    from gr00t_torchrl.ppo_module import NonFiniteUpdateError
+
+    try:
+        cfg = resolve_config(argv)
+        from gr00t_torchrl.runner import train
+
+        result = train(cfg)
+    except (ConfigError, CheckpointError) as err:
+        return _fail(str(err))
+    except NonFiniteUpdateError as err:
+        _fail(str(err))
+        return 1
+    if "eval_return_mean" in result:
+        print(
+            f"done: {cfg.task} {result['env_steps']} env steps, eval return "
+            f"{result['eval_return_mean']:.1f} +- {result['eval_return_std']:.1f} over {result['episodes']} "
+            f"episodes; run saved in {result['run_dir']}"
+        )
+    elif result:
+        print(f"done: {cfg.task} {result['env_steps']} env steps; run saved in {result['run_dir']}")
+    return 0
+
+
+def eval_main(argv: list[str]) -> int:
+    """Evaluates a run directory's last checkpoint deterministically and writes its eval.json."""
+    _quiet()
+    from gr00t_torchrl.checkpoint import CheckpointError
+    from gr00t_torchrl.config import ConfigError, parse_overrides
+
+    try:
+        args = parse_overrides(argv)
+        unknown = sorted(set(args) - {"run_dir", "episodes"})
+        if unknown:
+            raise ConfigError(f"Unknown setting '{unknown[0]}' for eval; it takes run_dir=<dir> and episodes=N.")
+        if "run_dir" not in args:
+            raise ConfigError("eval needs run_dir=<a run directory>.")
+        from gr00t_torchrl.runner import evaluate_run
+
+        result = evaluate_run(Path(str(args["run_dir"])), args.get("episodes"))
+    except (ConfigError, CheckpointError) as err:
+        return _fail(str(err))
+    print(
+        f"eval: {result['eval_return_mean']:.1f} +- {result['eval_return_std']:.1f} over "
+        f"{result['episodes']} episodes at {result['env_steps']} env steps; written to {result['eval_path']}"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command == "train":
+        return train_main(rest)
+    if command == "eval":
+        return eval_main(rest)
+    return _fail(f"unknown command '{command}'.\n{USAGE}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Gymnasium tasks as batched TorchRL envs, with the project's transforms."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import torch
+from torchrl.envs import Compose, DoubleToFloat, GymWrapper, TransformedEnv
+
+from gr00t_torchrl.config import Config, ConfigError
+from gr00t_torchrl.envs.resumable import ResumableSyncVectorEnv
+from gr00t_torchrl.transforms import EpisodeStatistics, ObservationNorm, RewardScaling
+
+
+def _make_gym(env_id: str, max_episode_steps: int | None = None) -> gym.Env:
+    kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
+    return gym.make(env_id, **kwargs)
+
+
+def action_space_kind(env_id: str, task: str | None = None) -> str:
+    """'discrete' or 'continuous' for a Gymnasium id; a clear ConfigError for anything else."""
+    from gr00t_torchrl.presets import preset_names
+
+    if env_id.startswith("Isaac-"):
+        raise ConfigError(
+            f"The task '{env_id}' is an Isaac Lab task, and Isaac Lab is not installed here. Isaac Lab "
+            "needs an NVIDIA RTX GPU with Isaac Sim; install it with NVIDIA's instructions, then retry."
+        )
+    try:
+        env = _make_gym(env_id)
+    except gym.error.Error as err:
+        name = task or env_id
+        raise ConfigError(
+            f"Unknown task '{name}': it is neither a preset ({', '.join(preset_names())}) nor a "
+            f"Gymnasium id that can be made here ({type(err).__name__}: {err})."
+        ) from None
+    space = env.action_space
+    env.close()
+    if isinstance(space, gym.spaces.Discrete):
+        return "discrete"
+    if isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
+        return "continuous"
+    raise ConfigError(
+        f"The task '{task or env_id}' has a {type(space).__name__} action space; only Discrete and "
+        "1-D Box action spaces are supported (MultiDiscrete, detail 37, is not built yet)."
+    )
+
+
+def make_env(cfg: Config, seed: int, *, num_envs: int | None = None, train: bool = True) -> TransformedEnv:
+    """A batched env of `num_envs` (default cfg.env.num_envs) Gymnasium envs with the transforms.
+
+    Sub-env i is seeded with `seed + i`. Training envs scale rewards; evaluation envs
+    (`train=False`) keep the raw reward. Time-limit truncation stays apart from termination in
+    ("next", "truncated") / ("next", "terminated"), and the observation after a time-out is the
+    real final one (the env is reset on the next call), so GAE can bootstrap from it (detail 5).
+    """
+    num_envs = num_envs or cfg.env.num_envs
+
+    def make_one() -> gym.Env:
+        env = _make_gym(cfg.env.id, cfg.env.max_episode_steps)
+        if cfg.env.clip_actions and isinstance(env.action_space, gym.spaces.Box):
+            # detail 27: the policy's unclipped sample is stored; only the env sees it clipped
+            env = gym.wrappers.ClipAction(env)
+        return env
+
+    vector_env = ResumableSyncVectorEnv([make_one for _ in range(num_envs)])
+    base = GymWrapper(vector_env, device="cpu", categorical_action_encoding=True)
+    base.set_seed(seed)
+    transforms = [DoubleToFloat(), EpisodeStatistics(num_envs)]
+    if cfg.env.normalize_obs:
+        obs_shape = tuple(base.observation_spec["observation"].shape[1:])
+        transforms.append(ObservationNorm(["observation"], [obs_shape], clip=cfg.env.obs_clip))
+    if train and cfg.env.scale_reward:
+        transforms.append(RewardScaling(num_envs, gamma=cfg.ppo.gamma, clip=cfg.env.reward_clip))
+    return TransformedEnv(base, Compose(*transforms))
+
+
+def find_transform(env: TransformedEnv, kind: type) -> torch.nn.Module | None:
+    """The first transform of type `kind` in the env's chain, if any."""
+    for transform in env.transform:
+        if isinstance(transform, kind):
+            return transform
+    return None
+
+
+def vector_env(env: TransformedEnv) -> ResumableSyncVectorEnv:
+    """The Gymnasium vector env under the TorchRL wrapper."""
+    return env.base_env._env

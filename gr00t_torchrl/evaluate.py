@@ -1,0 +1,61 @@
+"""Deterministic evaluation: mean actions, frozen observation statistics, held-out seeds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from tensordict import TensorDictBase
+from torchrl.envs.utils import ExplorationType, set_exploration_type
+from torchrl.modules import ProbabilisticActor
+
+from gr00t_torchrl.config import Config
+from gr00t_torchrl.envs import find_transform, make_env
+from gr00t_torchrl.transforms import ObservationNorm
+
+EVAL_SEED_OFFSET = 1_000_000  # evaluation envs never share seeds with training envs
+MAX_EVAL_STEPS = 100_000
+
+
+@torch.no_grad()
+def evaluate(
+    cfg: Config,
+    actor: ProbabilisticActor,
+    obs_norm_state: dict[str, Any] | None,
+    episodes: int,
+) -> dict[str, float]:
+    """One episode in each of `episodes` envs seeded apart from training; raw (unscaled) returns."""
+    env = make_env(cfg, seed=cfg.seed + EVAL_SEED_OFFSET, num_envs=episodes, train=False)
+    norm = find_transform(env, ObservationNorm)
+    if norm is not None and obs_norm_state is not None:
+        norm.load_state_dict(obs_norm_state)
+        norm.freeze()
+    returns = torch.full((episodes,), float("nan"))
+    finished = torch.zeros(episodes, dtype=torch.bool)
+    td: TensorDictBase = env.reset()
+    with set_exploration_type(ExplorationType.DETERMINISTIC):
+        for _ in range(MAX_EVAL_STEPS):
+            td = actor(td)
+            td, next_td = env.step_and_maybe_reset(td)
+            done = td.get(("next", "done")).reshape(-1) & ~finished
+            returns[done] = td.get(("next", "episode_return")).reshape(-1)[done].cpu()
+            finished |= done
+            td = next_td
+            if finished.all():
+                break
+    env.close()
+    if not finished.all():
+        raise RuntimeError(f"Evaluation episodes did not end within {MAX_EVAL_STEPS} steps (no time limit?).")
+    return {
+        "eval_return_mean": float(returns.mean()),
+        "eval_return_std": float(returns.std(unbiased=False)),
+        "episodes": episodes,
+    }
+
+
+def write_eval(run_dir: Path, env_steps: int, result: dict[str, float]) -> Path:
+    path = run_dir / "eval.json"
+    path.write_text(json.dumps({"env_steps": env_steps, **result}, indent=2) + "\n")
+    return path

@@ -1,0 +1,202 @@
+"""The PPO LightningModule: actor, critic, GAE, ClipPPOLoss, optimizer config and the update."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import lightning as L
+import torch
+from tensordict import TensorDictBase
+from torch.optim import Adam
+from torch.optim.lr_scheduler import LambdaLR
+from torchmetrics import MeanMetric
+from torchrl.modules import ProbabilisticActor, ValueOperator
+from torchrl.objectives import ClipPPOLoss
+from torchrl.objectives.value import GAE
+
+from gr00t_torchrl.config import PPOConfig
+
+# Debug variables of detail 12, averaged over every mini-batch of an iteration.
+UPDATE_METRICS = (
+    "policy_loss",
+    "value_loss",
+    "entropy",
+    "approx_kl",
+    "old_approx_kl",
+    "clip_fraction",
+    "value_clip_fraction",
+    "grad_norm",
+)
+
+
+class NonFiniteUpdateError(RuntimeError):
+    """Too many consecutive updates had a non-finite loss or gradient."""
+
+
+class PPOModule(L.LightningModule):
+    """Owns the actor, the critic, GAE, the clipped PPO loss and the optimizer configuration.
+
+    One call of `update` runs the epochs x mini-batches of one PPO iteration on a collected batch
+    whose advantages `compute_advantages` has filled in. Driven by Lightning Fabric (see
+    `gr00t_torchrl.runner`), so the same module runs on one process or as DDP ranks.
+    """
+
+    def __init__(
+        self,
+        cfg: PPOConfig,
+        actor: ProbabilisticActor,
+        critic: ValueOperator,
+        num_iterations: int,
+    ) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.actor = actor
+        self.critic = critic
+        self.num_iterations = num_iterations
+        self.advantage_module = GAE(  # detail 5
+            gamma=cfg.gamma, lmbda=cfg.lmbda, value_network=critic, average_gae=False
+        )
+        self.loss_module = ClipPPOLoss(
+            actor,
+            critic,
+            clip_epsilon=cfg.clip_epsilon,  # detail 8
+            clip_value=cfg.clip_value,  # detail 9: same clip range as the surrogate
+            # detail 10: the entropy term is always computed (and logged); its weight may be 0
+            entropy_bonus=True,
+            entropy_coeff=cfg.entropy_coeff,
+            # detail 10: value loss = 0.5 * MSE weighted by vf_coef (CleanRL); TorchRL's "l2" is MSE
+            critic_coeff=0.5 * cfg.vf_coef,
+            loss_critic_type="l2",
+            normalize_advantage=cfg.advantage_norm == "minibatch",  # detail 7, the per-mini-batch option
+            functional=False,
+        )
+        self.update_metrics = torch.nn.ModuleDict({name: MeanMetric() for name in UPDATE_METRICS})
+        self.skipped_updates = 0
+        self.bad_updates_in_a_row = 0
+
+    # ------------------------------------------------------------------ optimizer
+
+    def lr_factor(self, iteration: int) -> float:
+        """detail 4: linear annealing to 0 over the run (factor 1 at the first iteration)."""
+        if not self.cfg.anneal_lr:
+            return 1.0
+        return max(1.0 - iteration / self.num_iterations, 0.0)
+
+    def configure_optimizers(self) -> tuple[Adam, LambdaLR]:
+        optimizer = Adam(self.parameters(), lr=self.cfg.lr, eps=self.cfg.adam_eps)  # detail 3
+        return optimizer, LambdaLR(optimizer, self.lr_factor)
+
+    # ------------------------------------------------------------------ advantages
+
+    @torch.no_grad()
+    def compute_advantages(self, batch: TensorDictBase) -> TensorDictBase:
+        """GAE with the current critic, then (detail 7) normalization over the whole batch.
+
+        Under DDP the mean and std are those of the global batch (all ranks together).
+        """
+        self.advantage_module(batch)
+        if self.cfg.advantage_norm == "batch":
+            advantage = batch.get("advantage")
+            mean, std = self._global_mean_std(advantage)
+            batch.set("advantage", (advantage - mean) / (std + 1e-8))
+        return batch
+
+    def _global_mean_std(self, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        fabric = self._fabric
+        if fabric is None or fabric.world_size == 1:
+            return values.mean(), values.std()
+        moments = torch.stack([values.new_tensor(values.numel()), values.sum(), values.pow(2).sum()])
+        count, total, total_sq = fabric.all_reduce(moments.double(), reduce_op="sum")
+        mean = total / count
+        var = (total_sq - count * mean.pow(2)) / (count - 1)  # unbiased, like Tensor.std()
+        return mean.to(values.dtype), var.clamp_min(0).sqrt().to(values.dtype)
+
+    # ------------------------------------------------------------------ the update
+
+    def training_step(self, minibatch: TensorDictBase) -> TensorDictBase:
+        """The PPO losses of one mini-batch (call it through the Fabric wrapper under DDP)."""
+        return self.loss_module(minibatch)
+
+    def update(
+        self,
+        batch: TensorDictBase,
+        optimizer: torch.optim.Optimizer,
+        loss_fn: Callable[[TensorDictBase], TensorDictBase] | None = None,
+    ) -> dict[str, float]:
+        """Epochs x shuffled mini-batches over `batch` (detail 6); returns the averaged debug variables.
+
+        `loss_fn` is the step as the strategy runs it, i.e. `fabric_module.training_step`, so
+        that DDP averages gradients; it defaults to `self.training_step` (single process).
+        """
+        loss_fn = loss_fn or self.training_step
+        flat = batch.reshape(-1)
+        for metric in self.update_metrics.values():
+            metric.reset()
+        max_norm = self.cfg.max_grad_norm or float("inf")  # inf: measure the norm, clip nothing
+        epochs_run = 0
+        for _ in range(self.cfg.num_epochs):
+            epoch_kl = []
+            order = torch.randperm(flat.shape[0], device=flat.device)
+            for indices in torch.tensor_split(order, self.cfg.num_minibatches):
+                losses = loss_fn(flat[indices])
+                loss = losses["loss_objective"] + losses["loss_critic"] + losses["loss_entropy"]
+                optimizer.zero_grad(set_to_none=True)
+                self._fabric.backward(loss) if self._fabric else loss.backward()
+                grad_norm = self._clip_gradients(optimizer, max_norm)  # detail 11
+                if torch.isfinite(loss) and torch.isfinite(grad_norm):
+                    optimizer.step()
+                    self.bad_updates_in_a_row = 0
+                else:  # a non-finite loss or gradient never reaches the weights
+                    optimizer.zero_grad(set_to_none=True)
+                    self.skipped_updates += 1
+                    self.bad_updates_in_a_row += 1
+                    if self.bad_updates_in_a_row >= self.cfg.max_bad_updates:
+                        raise NonFiniteUpdateError(
+                            f"{self.bad_updates_in_a_row} consecutive updates had a non-finite loss or gradient"
+                        )
+                    continue
+                epoch_kl.append(self._log_minibatch(losses, grad_norm))
+            epochs_run += 1
+            if self.cfg.target_kl is not None and epoch_kl and torch.stack(epoch_kl).mean() > self.cfg.target_kl:
+                break  # KL early stopping of the epoch loop
+        stats = {
+            name: float(metric.compute()) for name, metric in self.update_metrics.items() if metric.update_count
+        }
+        stats["epochs_run"] = float(epochs_run)
+        stats["skipped_updates"] = float(self.skipped_updates)
+        return stats
+
+    def _clip_gradients(self, optimizer: torch.optim.Optimizer, max_norm: float) -> torch.Tensor:
+        if self._fabric is not None:
+            return self._fabric.clip_gradients(self, optimizer, max_norm=max_norm, error_if_nonfinite=False)
+        return torch.nn.utils.clip_grad_norm_(self.parameters(), max_norm)
+
+    @torch.no_grad()
+    def _log_minibatch(self, losses: TensorDictBase, grad_norm: torch.Tensor) -> torch.Tensor:
+        old_approx_kl = losses["kl_approx"]  # mean(-log ratio): the k1 estimator
+        # the k3 estimator mean((ratio - 1) - log ratio), from the loss's own mean ratio
+        approx_kl = losses["mean_ratio"] - 1.0 + old_approx_kl
+        values = {
+            "policy_loss": losses["loss_objective"],
+            "value_loss": losses["loss_critic"] / max(self.cfg.vf_coef, 1e-12),
+            "entropy": losses["entropy"],
+            "approx_kl": approx_kl,
+            "old_approx_kl": old_approx_kl,
+            "clip_fraction": losses["clip_fraction"],
+            "grad_norm": grad_norm,
+        }
+        if "value_clip_fraction" in losses.keys():
+            values["value_clip_fraction"] = losses["value_clip_fraction"]
+        for name, value in values.items():
+            self.update_metrics[name].update(value.detach().float().mean())
+        return approx_kl
+
+
+def explained_variance(batch: TensorDictBase) -> float:
+    """1 - Var(target - V) / Var(target) over the batch (detail 12)."""
+    values = batch.get("state_value").flatten()
+    targets = batch.get("value_target").flatten()
+    var_targets = targets.var()
+    if var_targets == 0:
+        return float("nan")
+    return float(1.0 - (targets - values).var() / var_targets)

@@ -1,0 +1,130 @@
+"""Actor and critic TensorDict modules for vector observations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from tensordict.nn import TensorDictModule
+from torch import nn
+from torchrl.data import TensorSpec
+from torchrl.data.tensor_specs import Categorical as CategoricalSpec
+from torchrl.modules import MLP, IndependentNormal, ProbabilisticActor, ValueOperator
+
+from gr00t_torchrl.modules.init import POLICY_OUTPUT_GAIN, VALUE_OUTPUT_GAIN, orthogonal_init_
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}
+
+
+def make_mlp(in_dim: int, out_dim: int, hidden_sizes: Sequence[int], activation: str) -> MLP:
+    return MLP(
+        in_features=in_dim,
+        out_features=out_dim,
+        num_cells=list(hidden_sizes),
+        activation_class=ACTIVATIONS[activation],
+    )
+
+
+class StateIndependentGaussianHead(nn.Module):
+    """Mean from an MLP; log std a learnable parameter per action dim, never a network output.
+
+    This is detail 24: the std does not depend on the observation, it is one `nn.Parameter` of
+    shape [action_dim], initialised to `init_log_std` (0, i.e. std 1).
+    """
+
+    def __init__(self, mean_net: nn.Module, action_dim: int, init_log_std: float = 0.0) -> None:
+        super().__init__()
+        self.mean_net = mean_net
+        self.log_std = nn.Parameter(torch.full((action_dim,), float(init_log_std)))
+
+    def forward(self, observation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        loc = self.mean_net(observation)
+        return loc, self.log_std.exp().expand_as(loc)
+
+
+class GaussianActor(ProbabilisticActor):
+    """A Normal policy over independent action dims (details 23-25), log-probs summed over dims.
+
+    Its samples are unbounded and stored as sampled; clipping to the action bounds happens in
+    the env step only (detail 27).
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        hidden_sizes: Sequence[int] = (256, 256),
+        activation: str = "tanh",
+        orthogonal_init: bool = True,
+        init_log_std: float = 0.0,
+    ) -> None:
+        mean_net = make_mlp(obs_dim, action_dim, hidden_sizes, activation)
+        if orthogonal_init:
+            orthogonal_init_(mean_net, POLICY_OUTPUT_GAIN)
+        head = StateIndependentGaussianHead(mean_net, action_dim, init_log_std)
+        super().__init__(
+            TensorDictModule(head, in_keys=["observation"], out_keys=["loc", "scale"]),
+            in_keys=["loc", "scale"],
+            out_keys=["action"],
+            distribution_class=IndependentNormal,
+            return_log_prob=True,
+        )
+
+
+class CategoricalActor(ProbabilisticActor):
+    """A categorical policy over a discrete action space, logits from an MLP."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        num_actions: int,
+        hidden_sizes: Sequence[int] = (64, 64),
+        activation: str = "tanh",
+        orthogonal_init: bool = True,
+    ) -> None:
+        logits_net = make_mlp(obs_dim, num_actions, hidden_sizes, activation)
+        if orthogonal_init:
+            orthogonal_init_(logits_net, POLICY_OUTPUT_GAIN)
+        super().__init__(
+            TensorDictModule(logits_net, in_keys=["observation"], out_keys=["logits"]),
+            in_keys=["logits"],
+            out_keys=["action"],
+            distribution_class=torch.distributions.Categorical,
+            return_log_prob=True,
+        )
+
+
+class Critic(ValueOperator):
+    """A state-value MLP, separate from the actor (details 13, 26), writing "state_value"."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        hidden_sizes: Sequence[int] = (256, 256),
+        activation: str = "tanh",
+        orthogonal_init: bool = True,
+    ) -> None:
+        value_net = make_mlp(obs_dim, 1, hidden_sizes, activation)
+        if orthogonal_init:
+            orthogonal_init_(value_net, VALUE_OUTPUT_GAIN)
+        super().__init__(value_net, in_keys=["observation"])
+
+
+def make_actor_critic(
+    obs_dim: int,
+    action_spec: TensorSpec,
+    hidden_sizes: Sequence[int],
+    activation: str = "tanh",
+    orthogonal_init: bool = True,
+    init_log_std: float = 0.0,
+) -> tuple[ProbabilisticActor, Critic]:
+    """The actor fitting the action spec (categorical or Gaussian) and a critic."""
+    if isinstance(action_spec, CategoricalSpec):
+        actor: ProbabilisticActor = CategoricalActor(
+            obs_dim, action_spec.space.n, hidden_sizes, activation, orthogonal_init
+        )
+    else:
+        action_dim = action_spec.shape[-1]
+        actor = GaussianActor(obs_dim, action_dim, hidden_sizes, activation, orthogonal_init, init_log_std)
+    critic = Critic(obs_dim, hidden_sizes, activation, orthogonal_init)
+    return actor, critic
