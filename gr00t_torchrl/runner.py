@@ -8,7 +8,6 @@ written in plain sight.
 
 from __future__ import annotations
 
-import csv
 import time
 import warnings
 from collections import deque
@@ -19,7 +18,6 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.fabric.loggers import CSVLogger, TensorBoardLogger
 from lightning.fabric.utilities.seed import seed_everything
 from tensordict import TensorDictBase
 from torchrl.collectors import Collector
@@ -30,6 +28,7 @@ from gr00t_torchrl import checkpoint as ckpt
 from gr00t_torchrl.config import Config
 from gr00t_torchrl.envs import find_transform, make_env, vector_env
 from gr00t_torchrl.evaluate import evaluate, write_eval
+from gr00t_torchrl.loggers import run_loggers, truncate_metrics
 from gr00t_torchrl.modules import make_actor_critic
 from gr00t_torchrl.ppo_module import NonFiniteUpdateError, PPOModule, explained_variance
 from gr00t_torchrl.transforms import ObservationNorm
@@ -70,12 +69,7 @@ def default_run_dir(task: str) -> str:
 
 
 def make_fabric(cfg: Config, run_dir: Path | None) -> L.Fabric:
-    loggers = []
-    if run_dir is not None:
-        loggers = [
-            CSVLogger(root_dir=run_dir, name="", version="", flush_logs_every_n_steps=1),
-            TensorBoardLogger(root_dir=run_dir, name="", version="tensorboard"),
-        ]
+    loggers = run_loggers(run_dir) if run_dir is not None else []
     strategy = "ddp" if cfg.devices > 1 else "auto"
     return L.Fabric(accelerator=cfg.accelerator, devices=cfg.devices, strategy=strategy, loggers=loggers)
 
@@ -141,22 +135,6 @@ def restore(p: Pipeline, saved: dict[str, Any], path: Path) -> TrainState:
     return TrainState(saved["iteration"], saved["env_steps"], deque(saved["recent_returns"], maxlen=RECENT_EPISODES))
 
 
-def truncate_metrics(csv_path: Path, last_iteration: int) -> None:
-    """Drops metric rows logged after the checkpoint a run resumes from (they will be redone)."""
-    if not csv_path.is_file():
-        return
-    with csv_path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        return
-    fields = list(rows[0].keys())
-    kept = [row for row in rows if int(float(row["iteration"])) <= last_iteration]
-    with csv_path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(kept)
-
-
 def episode_stats(batch: TensorDictBase, state: TrainState) -> dict[str, float]:
     done = batch.get(("next", "done")).reshape(-1)
     returns = batch.get(("next", "episode_return")).reshape(-1)[done]
@@ -170,8 +148,12 @@ def episode_stats(batch: TensorDictBase, state: TrainState) -> dict[str, float]:
     return stats
 
 
-def train(cfg: Config) -> dict[str, Any]:
-    """Trains, checkpoints, evaluates; returns the eval result plus where the run went."""
+def train(cfg: Config, stop_after: int | None = None) -> dict[str, Any]:
+    """Trains, checkpoints, evaluates; returns the eval result plus where the run went.
+
+    `stop_after=k` interrupts the run after iteration k as a preemption would: it saves the
+    checkpoint and returns without evaluating; `resume=<run_dir>` then finishes the run.
+    """
     resuming = cfg.resume is not None
     run_dir = Path(cfg.run_dir or default_run_dir(cfg.task))
     fabric = make_fabric(cfg, run_dir)
@@ -239,9 +221,12 @@ def train(cfg: Config) -> dict[str, Any]:
             fabric.log_dict(row, step=state.iteration)
             bar.update(cfg.frames_per_batch * world)
             bar.set_postfix(ret=f"{row.get('episode_return_mean', float('nan')):.1f}", sps=f"{row['sps']:.0f}")
-            if state.iteration % cfg.checkpoint_every == 0 or state.iteration == p.num_iterations:
+            interrupted = state.iteration == stop_after
+            if state.iteration % cfg.checkpoint_every == 0 or state.iteration == p.num_iterations or interrupted:
                 if fabric.is_global_zero:
                     ckpt.save_atomic(checkpoint_state(p, state), ckpt_path)
+            if interrupted:
+                break
     finally:
         bar.close()
         collector.shutdown()
@@ -249,7 +234,7 @@ def train(cfg: Config) -> dict[str, Any]:
             logger.finalize("success")
 
     result: dict[str, Any] = {"env_steps": state.env_steps, "run_dir": str(run_dir), "checkpoint": str(ckpt_path)}
-    if fabric.is_global_zero and cfg.eval_episodes > 0:
+    if fabric.is_global_zero and cfg.eval_episodes > 0 and state.iteration == p.num_iterations:
         norm = p.obs_norm
         scores = evaluate(cfg, p.module.actor, norm.state_dict() if norm else None, cfg.eval_episodes)
         result.update(scores)

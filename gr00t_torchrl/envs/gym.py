@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import gymnasium as gym
 import torch
 from torchrl.envs import Compose, DoubleToFloat, GymWrapper, TransformedEnv
@@ -9,6 +11,27 @@ from torchrl.envs import Compose, DoubleToFloat, GymWrapper, TransformedEnv
 from gr00t_torchrl.config import Config, ConfigError
 from gr00t_torchrl.envs.resumable import ResumableSyncVectorEnv
 from gr00t_torchrl.transforms import EpisodeStatistics, ObservationNorm, RewardScaling
+
+
+def _forward_mujoco_warnings() -> None:
+    """Routes MuJoCo's C-level warnings to Python warnings, minus a known deprecation notice.
+
+    Gymnasium's bundled HalfCheetah XML uses `settotalmass`, which MuJoCo 4 reports once per model
+    compile straight to stderr: one line per sub-env at every start, and nothing a user can act on.
+    """
+    try:
+        import mujoco
+    except ImportError:
+        return
+
+    def forward(message: str) -> None:
+        if "settotalmass" not in message:
+            warnings.warn(f"MuJoCo: {message}", RuntimeWarning, stacklevel=2)
+
+    mujoco.set_mju_user_warning(forward)
+
+
+_forward_mujoco_warnings()
 
 
 def _make_gym(env_id: str, max_episode_steps: int | None = None) -> gym.Env:

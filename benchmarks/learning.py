@@ -1,0 +1,86 @@
+"""Learning benchmark: eval return of a task at fixed env-step budgets, over several seeds.
+
+    python benchmarks/learning.py pendulum --steps 50000 --seeds 5
+    python benchmarks/learning.py cartpole --steps 50000 100000 --seeds 5 --jobs 2
+    python benchmarks/learning.py pendulum --steps 50000 --seeds 3 --set ppo.lr=3e-4   # extra settings
+
+Each (budget, seed) is a separate run of the preset with `total_steps=<budget>` (so the LR schedule
+fits the budget), evaluated deterministically at its end. Prints a table and writes it, with the
+per-seed figures, to benchmarks/results/learning_<task>.md and .csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "ppo_gr00t.py"
+
+
+def run_one(task: str, steps: int, seed: int, overrides: list[str], threads: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp) / "run"
+        args = [f"task={task}", f"total_steps={steps}", f"seed={seed}", f"run_dir={run_dir}", "progress_bar=false"]
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, str(RECIPE), *args, *overrides], capture_output=True, text=True, env=env)
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise RuntimeError(f"run failed ({task} steps={steps} seed={seed}):\n{proc.stderr[-2000:]}")
+        result = json.loads((run_dir / "eval.json").read_text())
+    return {"task": task, "steps": steps, "seed": seed, "eval_return": result["eval_return_mean"], "wall_s": wall}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("task")
+    parser.add_argument("--steps", type=int, nargs="+", default=[50_000])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (each gets cores // jobs threads)")
+    parser.add_argument("--tag", default="", help="suffix of the result files")
+    parser.add_argument("--set", dest="overrides", nargs="*", default=[], help="extra key=value settings")
+    args = parser.parse_args()
+    threads = max((os.cpu_count() or 1) // args.jobs, 1)
+    jobs = [(s, seed) for s in args.steps for seed in range(1, args.seeds + 1)]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        rows = list(pool.map(lambda j: run_one(args.task, j[0], j[1], args.overrides, threads), jobs))
+
+    RESULTS.mkdir(exist_ok=True)
+    stem = f"learning_{args.task}{'_' + args.tag if args.tag else ''}"
+    with (RESULTS / f"{stem}.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = [
+        f"# Learning: {args.task} {' '.join(args.overrides)}",
+        "",
+        f"Command: `python benchmarks/learning.py {' '.join(sys.argv[1:])}`",
+        "",
+        "| env steps | seeds | eval return mean | std | min | max | per seed | wall s / run |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for steps in args.steps:
+        scores = [r["eval_return"] for r in rows if r["steps"] == steps]
+        walls = [r["wall_s"] for r in rows if r["steps"] == steps]
+        std = statistics.pstdev(scores) if len(scores) > 1 else 0.0
+        lines.append(
+            f"| {steps} | {len(scores)} | {statistics.mean(scores):.1f} | {std:.1f} | {min(scores):.1f} | "
+            f"{max(scores):.1f} | {', '.join(f'{s:.0f}' for s in scores)} | {statistics.mean(walls):.0f} |"
+        )
+    text = "\n".join(lines) + "\n"
+    (RESULTS / f"{stem}.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

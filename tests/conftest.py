@@ -1,0 +1,31 @@
+"""Shared fixtures: small configs that build fast."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from gr00t_torchrl.config import Config, resolve_config
+
+warnings.filterwarnings("ignore", message=".*Experiment logs directory.*")
+
+TINY = [
+    "env.num_envs=2",
+    "ppo.num_steps=32",
+    "ppo.num_minibatches=2",
+    "ppo.num_epochs=2",
+    "eval_episodes=2",
+    "progress_bar=false",
+]
+
+
+@pytest.fixture(autouse=True)
+def _fixed_threads() -> None:
+    torch.set_num_threads(1)
+
+
+def tiny_config(*overrides: str) -> Config:
+    """A pendulum config of a few iterations, plus `overrides`."""
+    return resolve_config(["task=pendulum", "total_steps=256", *TINY, *overrides])

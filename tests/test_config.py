@@ -1,0 +1,85 @@
+"""The typed config: presets, precedence, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gr00t_torchrl.config import Config, ConfigError, build_dataclass, resolve_config
+
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "ppo_gr00t.py"
+
+
+def test_defaults_presets_and_overrides():
+    cfg = resolve_config([])
+    assert cfg.task == "pendulum" and cfg.env.id == "Pendulum-v1"
+    assert cfg.ppo.adam_eps == 1e-5 and cfg.ppo.advantage_norm == "batch" and cfg.ppo.max_grad_norm == 0.5
+    assert resolve_config(["task=cartpole"]).env.id == "CartPole-v1"
+    assert resolve_config(["task=halfcheetah"]).env.id == "HalfCheetah-v5"
+    cfg = resolve_config(["task=pendulum", "ppo.lr=1e-3", "env.num_envs=3", "network.hidden_sizes=32,16", "ppo.target_kl=none"])
+    assert cfg.ppo.lr == 1e-3 and cfg.env.num_envs == 3 and cfg.network.hidden_sizes == [32, 16]
+    assert cfg.ppo.target_kl is None
+
+
+def test_any_gymnasium_id_gets_the_defaults_of_its_action_space():
+    discrete = resolve_config(["task=Acrobot-v1"])
+    assert discrete.env.id == "Acrobot-v1" and discrete.ppo.num_steps == 128 and discrete.ppo.num_epochs == 4
+    continuous = resolve_config(["task=MountainCarContinuous-v0"])
+    assert continuous.ppo.num_steps == 2048 and continuous.ppo.num_minibatches == 32
+
+
+def test_config_round_trips_through_yaml(tmp_path):
+    cfg = resolve_config(["task=cartpole", "seed=7"])
+    cfg.save(tmp_path / "config.yaml")
+    again = build_dataclass(Config, yaml.safe_load((tmp_path / "config.yaml").read_text()))
+    assert again == cfg
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["ppo.learning_rate=1e-3"], "ppo.learning_rate"),  # unknown key
+        (["bogus=1"], "bogus"),
+        (["ppo.num_epochs=ten"], "ppo.num_epochs"),  # wrong type
+        (["env.normalize_obs=maybe"], "env.normalize_obs"),
+        (["ppo.lr=abc"], "ppo.lr"),
+        (["ppo.gamma=1.5"], "ppo.gamma"),  # out of range
+        (["env.num_envs=0"], "env.num_envs"),
+        (["ppo.clip_epsilon=-0.1"], "ppo.clip_epsilon"),
+        (["ppo.advantage_norm=sometimes"], "ppo.advantage_norm"),  # not one of the choices
+        (["ppo=3"], "ppo"),  # a section given a value
+        (["ppo.lr"], "ppo.lr"),  # not key=value
+        (["ppo.num_minibatches=100000"], "ppo.num_minibatches"),  # inconsistent with the batch
+    ],
+)
+def test_bad_settings_are_rejected_by_name(argv, named):
+    with pytest.raises(ConfigError) as err:
+        resolve_config(argv)
+    assert named in str(err.value)
+
+
+def test_unknown_task_names_the_task_and_the_presets():
+    with pytest.raises(ConfigError) as err:
+        resolve_config(["task=NoSuchTask-v9"])
+    assert "NoSuchTask-v9" in str(err.value) and "pendulum" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        resolve_config(["task=Isaac-Cartpole-v0"])
+    assert "Isaac Lab" in str(err.value)
+
+
+def test_resume_from_a_directory_without_a_run():
+    with pytest.raises(ConfigError, match="config.yaml"):
+        resolve_config(["resume=/nonexistent/run"])
+
+
+@pytest.mark.parametrize("argv", [["ppo.lr=abc"], ["task=NoSuchTask-v9"], ["oops"]])
+def test_command_line_errors_exit_2_without_traceback(argv, tmp_path):
+    proc = subprocess.run([sys.executable, str(RECIPE), *argv], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: ")
+    assert not (tmp_path / "runs").exists()  # nothing ran

@@ -1,0 +1,91 @@
+"""Actor, critic and optimizer details: 2, 3, 23-27."""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import torch
+from tensordict import TensorDict
+from torchrl.envs.utils import ExplorationType, set_exploration_type
+
+from gr00t_torchrl.envs import make_env, vector_env
+from gr00t_torchrl.modules import GaussianActor, make_actor_critic
+from gr00t_torchrl.ppo_module import PPOModule
+from tests.conftest import tiny_config
+
+
+def linears(module):
+    return [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
+
+
+def test_log_std_is_one_parameter_per_action_dim_independent_of_observation():
+    actor = GaussianActor(obs_dim=5, action_dim=3, hidden_sizes=[32, 32])
+    head = actor.module[0].module
+    assert isinstance(head.log_std, torch.nn.Parameter)
+    assert head.log_std.shape == (3,)
+    assert torch.equal(head.log_std.detach(), torch.zeros(3))  # init 0: std 1
+    assert any(p is head.log_std for p in actor.parameters())
+    far_apart = TensorDict({"observation": torch.cat([torch.zeros(1, 5), 100 * torch.randn(1, 5)])}, [2])
+    out = actor(far_apart)
+    assert torch.equal(out["scale"][0], out["scale"][1])
+    assert not torch.equal(out["loc"][0], out["loc"][1])
+    # log-probs are summed over the independent action dims (detail 25)
+    dist = actor.get_dist(far_apart)
+    per_dim = torch.distributions.Normal(out["loc"], out["scale"]).log_prob(out["action"]).sum(-1)
+    torch.testing.assert_close(dist.log_prob(out["action"]), per_dim)
+
+
+def test_orthogonal_init_gains_and_zero_biases():
+    cfg = tiny_config()
+    actor, critic = make_actor_critic(3, make_env(cfg, seed=0).action_spec, [64, 64])
+    for net, out_gain in ((actor, 0.01), (critic, 1.0)):
+        layers = linears(net)
+        assert len(layers) == 3
+        for index, layer in enumerate(layers):
+            gain = out_gain if index == len(layers) - 1 else math.sqrt(2)
+            singular = torch.linalg.svdvals(layer.weight.detach())
+            torch.testing.assert_close(singular, torch.full_like(singular, gain), rtol=1e-4, atol=1e-5)
+            assert torch.count_nonzero(layer.bias) == 0
+
+
+def test_default_networks_are_256x256_tanh_for_continuous_and_64x64_for_discrete():
+    from gr00t_torchrl.config import resolve_config
+
+    continuous = resolve_config(["task=MountainCarContinuous-v0"])
+    discrete = resolve_config(["task=Acrobot-v1"])
+    assert continuous.network.hidden_sizes == [256, 256] and continuous.network.activation == "tanh"
+    assert discrete.network.hidden_sizes == [64, 64]
+    assert continuous.ppo.entropy_coeff == 0.0 and discrete.ppo.entropy_coeff == 0.01
+
+
+def test_adam_eps_and_linear_lr_annealing():
+    cfg = tiny_config("ppo.lr=1e-3")
+    actor, critic = make_actor_critic(3, make_env(cfg, seed=0).action_spec, [8])
+    module = PPOModule(cfg.ppo, actor, critic, num_iterations=4)
+    optimizer, scheduler = module.configure_optimizers()
+    assert optimizer.defaults["eps"] == 1e-5
+    lrs = []
+    for _ in range(4):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs == [1e-3, 0.75e-3, 0.5e-3, 0.25e-3]
+
+
+def test_stored_actions_are_unclipped_and_clipped_only_inside_the_env():
+    cfg = tiny_config("network.init_log_std=2.0")  # std e^2 ~ 7.4 on Pendulum's [-2, 2] torque
+    env = make_env(cfg, seed=0)
+    actor, _ = make_actor_critic(3, env.action_spec, [16], init_log_std=2.0)
+    with set_exploration_type(ExplorationType.RANDOM):
+        batch = env.rollout(50, actor, break_when_any_done=False)
+    assert batch["action"].abs().max() > 2.0  # stored as sampled
+    dist = actor.get_dist(batch)
+    torch.testing.assert_close(dist.log_prob(batch["action"]), batch["action_log_prob"])  # log-prob of the raw sample
+    sub_env = vector_env(env).envs[0]
+    wrappers = []
+    while isinstance(sub_env, gym.Wrapper):
+        wrappers.append(type(sub_env))
+        sub_env = sub_env.env
+    assert gym.wrappers.ClipAction in wrappers
+    assert gym.wrappers.ClipAction(gym.make("Pendulum-v1")).action(torch.tensor([5.0]).numpy()) == 2.0
