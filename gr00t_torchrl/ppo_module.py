@@ -141,7 +141,10 @@ class PPOModule(L.LightningModule):
                 losses = loss_fn(flat[indices])
                 loss = losses["loss_objective"] + losses["loss_critic"] + losses["loss_entropy"]
                 optimizer.zero_grad(set_to_none=True)
-                self._fabric.backward(loss) if self._fabric else loss.backward()
+                if self._fabric is not None:
+                    self._fabric.backward(loss)
+                else:
+                    loss.backward()
                 grad_norm = self._clip_gradients(optimizer, max_norm)  # detail 11
                 if torch.isfinite(loss) and torch.isfinite(grad_norm):
                     optimizer.step()

@@ -1,0 +1,130 @@
+"""Throughput benchmark: env steps/s of the training loop, of the rollout phase, and of raw stepping.
+
+    python benchmarks/throughput.py                                  # Pendulum-v1, HalfCheetah-v5 at 1, 8, 32 envs
+    python benchmarks/throughput.py --tasks pendulum --envs 8 --frames 16384
+
+For each task and env count, measured one after the other in one process:
+- raw: the same in-process Gymnasium vector env stepped with random actions (no TorchRL, no policy);
+- rollout: the project's collector (TorchRL wrapper, transforms, policy sampling) alone;
+- train: whole PPO iterations (rollout + GAE + epochs x mini-batches), the preset's update settings.
+Ratios (rollout / raw, train / raw) are what to compare: this machine is shared and noisy.
+Writes benchmarks/results/throughput.md and .csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def raw_sps(env_id: str, num_envs: int, frames: int) -> float:
+    import gymnasium as gym
+
+    from gr00t_torchrl.envs import ResumableSyncVectorEnv
+
+    env = ResumableSyncVectorEnv([lambda: gym.make(env_id) for _ in range(num_envs)])
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    steps = max(frames // num_envs, 1)
+    start = time.perf_counter()
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        done = terminated | truncated
+        if done.any():
+            env.reset(options={"reset_mask": np.asarray(done)})
+    elapsed = time.perf_counter() - start
+    env.close()
+    return steps * num_envs / elapsed
+
+
+def pipeline_sps(task: str, num_envs: int, frames: int) -> tuple[float, float]:
+    """(rollout-only steps/s, whole-training-loop steps/s) for `task` with `num_envs` envs."""
+    from torchrl.collectors import Collector
+
+    from gr00t_torchrl.config import resolve_config
+    from gr00t_torchrl.runner import build_pipeline
+    import lightning as L
+
+    num_steps = max(frames // num_envs // 4, 16)
+    cfg = resolve_config([f"task={task}", f"env.num_envs={num_envs}", f"ppo.num_steps={num_steps}"])
+    p = build_pipeline(cfg, L.Fabric(accelerator="cpu", devices=1))
+    collector = Collector(
+        p.env, p.module.actor, frames_per_batch=cfg.frames_per_batch, total_frames=-1,
+        track_traj_ids=False, auto_register_policy_transforms=False,
+    )
+    batches = iter(collector)
+    next(batches)  # warm-up
+    iterations = max(frames // cfg.frames_per_batch, 1)
+
+    start = time.perf_counter()
+    for _ in range(iterations):
+        next(batches)
+    rollout = iterations * cfg.frames_per_batch / (time.perf_counter() - start)
+
+    start = time.perf_counter()
+    for _ in range(iterations):
+        batch = next(batches)
+        p.module.compute_advantages(batch)
+        p.module.update(batch, p.optimizer, p.fabric_module.training_step)
+        p.scheduler.step()
+    train = iterations * cfg.frames_per_batch / (time.perf_counter() - start)
+    collector.shutdown()
+    return rollout, train
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="+", default=["pendulum", "halfcheetah"])
+    parser.add_argument("--envs", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--frames", type=int, default=8192, help="env steps per measurement")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    from gr00t_torchrl.presets import load_preset
+
+    rows = []
+    for task in args.tasks:
+        env_id = load_preset(task).get("env", {}).get("id", task)
+        for n in args.envs:
+            raw = raw_sps(env_id, n, args.frames)
+            rollout, train = pipeline_sps(task, n, args.frames)
+            row = {
+                "task": task, "num_envs": n, "raw_sps": round(raw), "rollout_sps": round(rollout),
+                "train_sps": round(train), "rollout_vs_raw": round(rollout / raw, 3), "train_vs_raw": round(train / raw, 3),
+            }
+            print(row, flush=True)
+            rows.append(row)
+
+    RESULTS.mkdir(exist_ok=True)
+    with (RESULTS / "throughput.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = [
+        "# Throughput (env steps/s, this 2-core CPU machine)",
+        "",
+        f"Command: `python benchmarks/throughput.py {' '.join(f'--{k} ' + ' '.join(map(str, v)) if isinstance(v, list) else f'--{k} {v}' for k, v in vars(args).items())}`; "
+        f"torch threads: {torch.get_num_threads()}.",
+        "",
+        "| task | envs | raw random stepping | rollout phase | whole training loop | rollout / raw | train / raw |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['task']} | {r['num_envs']} | {r['raw_sps']} | {r['rollout_sps']} | {r['train_sps']} | "
+            f"{r['rollout_vs_raw']:.2f} | {r['train_vs_raw']:.2f} |"
+        )
+    text = "\n".join(lines) + "\n"
+    (RESULTS / "throughput.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
