@@ -47,13 +47,15 @@ def train_main(argv: list[str]) -> int:
     except NonFiniteUpdateError as err:
         _fail(str(err))
         return 1
+    if not result["global_zero"]:  # under DDP only rank 0 reports
+        return 0
     if "eval_return_mean" in result:
         print(
             f"done: {cfg.task} {result['env_steps']} env steps, eval return "
             f"{result['eval_return_mean']:.1f} +- {result['eval_return_std']:.1f} over {result['episodes']} "
             f"episodes; run saved in {result['run_dir']}"
         )
-    elif result:
+    else:
         print(f"done: {cfg.task} {result['env_steps']} env steps; run saved in {result['run_dir']}")
     return 0
 

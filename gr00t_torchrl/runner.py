@@ -8,6 +8,7 @@ written in plain sight.
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections import deque
@@ -68,8 +69,17 @@ def default_run_dir(task: str) -> str:
     return str(Path("runs") / f"{task}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
 
 
+def launched_by_fabric_cli() -> bool:
+    return os.environ.get("LT_CLI_USED", "0") == "1"
+
+
 def make_fabric(cfg: Config, run_dir: Path | None) -> L.Fabric:
+    """Fabric for this run; under `fabric run` its flags (accelerator, devices, nodes) decide."""
     loggers = run_loggers(run_dir) if run_dir is not None else []
+    if launched_by_fabric_cli():
+        fabric = L.Fabric(loggers=loggers)
+        cfg.devices = fabric.world_size  # recorded in config.yaml
+        return fabric
     strategy = "ddp" if cfg.devices > 1 else "auto"
     return L.Fabric(accelerator=cfg.accelerator, devices=cfg.devices, strategy=strategy, loggers=loggers)
 
@@ -157,7 +167,8 @@ def train(cfg: Config, stop_after: int | None = None) -> dict[str, Any]:
     resuming = cfg.resume is not None
     run_dir = Path(cfg.run_dir or default_run_dir(cfg.task))
     fabric = make_fabric(cfg, run_dir)
-    fabric.launch()
+    if not launched_by_fabric_cli():  # `fabric run` has already started one process per device
+        fabric.launch()
     run_dir = Path(fabric.broadcast(str(run_dir)))
     ckpt_path = run_dir / "checkpoints" / "last.ckpt"
     if fabric.is_global_zero:
@@ -233,7 +244,12 @@ def train(cfg: Config, stop_after: int | None = None) -> dict[str, Any]:
         for logger in fabric.loggers:
             logger.finalize("success")
 
-    result: dict[str, Any] = {"env_steps": state.env_steps, "run_dir": str(run_dir), "checkpoint": str(ckpt_path)}
+    result: dict[str, Any] = {
+        "env_steps": state.env_steps,
+        "run_dir": str(run_dir),
+        "checkpoint": str(ckpt_path),
+        "global_zero": fabric.is_global_zero,
+    }
     if fabric.is_global_zero and cfg.eval_episodes > 0 and state.iteration == p.num_iterations:
         norm = p.obs_norm
         scores = evaluate(cfg, p.module.actor, norm.state_dict() if norm else None, cfg.eval_episodes)
