@@ -119,3 +119,18 @@ def test_recipe_runs_end_to_end_and_prints_a_summary(tmp_path):
     assert proc.returncode == 0, proc.stderr
     last = proc.stdout.strip().splitlines()[-1]
     assert last.startswith("done: cartpole 512 env steps, eval return") and str(tmp_path / "run") in last
+
+
+def test_lightning_launcher_runs_two_ddp_ranks(tmp_path):
+    fabric_cli = Path(sys.executable).with_name("fabric")
+    run_dir = tmp_path / "run"
+    proc = subprocess.run(
+        [str(fabric_cli), "run", "--accelerator", "cpu", "--devices", "2", str(RECIPE), *run_args("cartpole", run_dir)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("done: cartpole") == 1  # only rank 0 reports
+    assert "devices: 2" in (run_dir / "config.yaml").read_text()
+    assert ckpt.load(run_dir / "checkpoints" / "last.ckpt")["world_size"] == 2
+    rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
+    assert float(rows[-1]["env_steps"]) == 512  # total_steps counts both ranks' env steps
