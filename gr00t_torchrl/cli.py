@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -23,6 +24,7 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message=".*Experiment logs directory.*")
     warnings.filterwarnings("ignore", message=".*The total number of frames.*")
+    warnings.filterwarnings("ignore", message=".*all_gather is deprecated.*")
 
 
 def _fail(message: str) -> int:
@@ -49,6 +51,13 @@ def train_main(argv: list[str]) -> int:
         return 1
     if not result["global_zero"]:  # under DDP only rank 0 reports
         return 0
+    if result["interrupted"]:
+        print(
+            f"interrupted ({result['interrupted']}) after iteration {result['iteration']} "
+            f"({result['env_steps']} env steps); checkpoint saved to {result['checkpoint']}.\n"
+            f"resume with: python recipes/ppo_gr00t.py resume={result['run_dir']}"
+        )
+        return 128 + getattr(signal.Signals, result["interrupted"], signal.SIGTERM).value
     if "eval_return_mean" in result:
         print(
             f"done: {cfg.task} {result['env_steps']} env steps, eval return "

@@ -9,10 +9,12 @@ written in plain sight.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 import warnings
-from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,12 +23,14 @@ import lightning as L
 import torch
 from lightning.fabric.utilities.seed import seed_everything
 from tensordict import TensorDictBase
+from torchmetrics import MeanMetric, SumMetric
 from torchrl.collectors import Collector
 from torchrl.envs import TransformedEnv
 from tqdm import tqdm
 
 from gr00t_torchrl import checkpoint as ckpt
 from gr00t_torchrl.config import Config
+from gr00t_torchrl.distributed import any_rank, gather_objects, prepare_statistics, sync_statistics
 from gr00t_torchrl.envs import find_transform, make_env, vector_env
 from gr00t_torchrl.evaluate import evaluate, write_eval
 from gr00t_torchrl.loggers import run_loggers, truncate_metrics
@@ -34,7 +38,7 @@ from gr00t_torchrl.modules import make_actor_critic
 from gr00t_torchrl.ppo_module import NonFiniteUpdateError, PPOModule, explained_variance
 from gr00t_torchrl.transforms import ObservationNorm
 
-RECENT_EPISODES = 100  # episodes averaged for the "recent return" shown and logged
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @dataclass
@@ -43,7 +47,52 @@ class TrainState:
 
     iteration: int = 0
     env_steps: int = 0
-    recent_returns: deque = field(default_factory=lambda: deque(maxlen=RECENT_EPISODES))
+
+
+class EpisodeMetrics(torch.nn.Module):
+    """Return and length of the episodes finished in an iteration, averaged over all ranks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.episode_return = MeanMetric()
+        self.episode_length = MeanMetric()
+        self.episodes = SumMetric()
+
+    def __call__(self, batch: TensorDictBase) -> dict[str, float]:
+        done = batch.get(("next", "done")).reshape(-1)
+        self.episode_return.update(batch.get(("next", "episode_return")).reshape(-1)[done].double())
+        self.episode_length.update(batch.get(("next", "episode_length")).reshape(-1)[done].double())
+        self.episodes.update(done.sum().double())
+        stats = {"episodes": float(self.episodes.compute())}  # compute() syncs across ranks
+        if stats["episodes"] > 0:
+            stats["episode_return_mean"] = float(self.episode_return.compute())
+            stats["episode_length_mean"] = float(self.episode_length.compute())
+        for metric in (self.episode_return, self.episode_length, self.episodes):
+            metric.reset()
+        return stats
+
+
+class StopRequest:
+    """Turns SIGINT / SIGTERM into a request honoured at the end of the current iteration."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        self.signal = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 @dataclass
@@ -89,6 +138,7 @@ def build_pipeline(cfg: Config, fabric: L.Fabric) -> Pipeline:
     rank, world = fabric.global_rank, fabric.world_size
     seed_everything(cfg.seed + rank, verbose=False)
     env = make_env(cfg, seed=cfg.seed + rank * cfg.env.num_envs)
+    prepare_statistics(fabric, env)
     obs_shape = tuple(env.observation_spec["observation"].shape[1:])
     actor, critic = make_actor_critic(
         obs_shape[0],
@@ -106,21 +156,28 @@ def build_pipeline(cfg: Config, fabric: L.Fabric) -> Pipeline:
     return Pipeline(cfg, fabric, env, module, fabric_module, optimizer, scheduler, num_iterations, signature)
 
 
+def rank_state(p: Pipeline) -> dict[str, Any]:
+    """What differs between ranks: env state, per-env transform buffers, RNG."""
+    return {
+        "env_transforms": p.env.transform.state_dict(),
+        "env_snapshot": vector_env(p.env).snapshot(),
+        "rng": ckpt.rng_state(),
+    }
+
+
 def checkpoint_state(p: Pipeline, state: TrainState) -> dict[str, Any]:
+    """The whole checkpoint (call on every rank: it gathers each rank's own state)."""
     return {
         "format": ckpt.FORMAT_VERSION,
         **p.signature,
         "world_size": p.fabric.world_size,
         "iteration": state.iteration,
         "env_steps": state.env_steps,
-        "recent_returns": list(state.recent_returns),
         "module": p.module.state_dict(),
         "optimizer": p.optimizer.state_dict(),
         "scheduler": p.scheduler.state_dict(),
         "skipped_updates": p.module.skipped_updates,
-        "env_transforms": p.env.transform.state_dict(),
-        "env_snapshot": vector_env(p.env).snapshot(),
-        "rng": ckpt.rng_state(),
+        "ranks": gather_objects(p.fabric, rank_state(p)),
         "config": p.cfg.to_dict(),
     }
 
@@ -137,32 +194,27 @@ def restore(p: Pipeline, saved: dict[str, Any], path: Path) -> TrainState:
     p.optimizer.load_state_dict(saved["optimizer"])
     p.scheduler.load_state_dict(saved["scheduler"])
     p.module.skipped_updates = saved["skipped_updates"]
-    p.env.transform.load_state_dict(saved["env_transforms"])
-    if saved["env_snapshot"] is not None:
-        vector_env(p.env).restore(saved["env_snapshot"])
+    mine = saved["ranks"][p.fabric.global_rank]
+    p.env.transform.load_state_dict(mine["env_transforms"])
+    if mine["env_snapshot"] is not None:
+        vector_env(p.env).restore(mine["env_snapshot"])
     else:
         warnings.warn("This env's state cannot be saved: the resumed run starts new episodes.", stacklevel=2)
-    return TrainState(saved["iteration"], saved["env_steps"], deque(saved["recent_returns"], maxlen=RECENT_EPISODES))
+    return TrainState(saved["iteration"], saved["env_steps"])
 
 
-def episode_stats(batch: TensorDictBase, state: TrainState) -> dict[str, float]:
-    done = batch.get(("next", "done")).reshape(-1)
-    returns = batch.get(("next", "episode_return")).reshape(-1)[done]
-    lengths = batch.get(("next", "episode_length")).reshape(-1)[done]
-    state.recent_returns.extend(returns.tolist())
-    stats = {"episodes": float(done.sum())}
-    if state.recent_returns:
-        stats["episode_return_mean"] = sum(state.recent_returns) / len(state.recent_returns)
-    if len(lengths):
-        stats["episode_length_mean"] = float(lengths.float().mean())
-    return stats
-
-
-def train(cfg: Config, stop_after: int | None = None) -> dict[str, Any]:
+def train(
+    cfg: Config,
+    stop_after: int | None = None,
+    on_iteration: Callable[[Pipeline, TrainState, TensorDictBase], None] | None = None,
+) -> dict[str, Any]:
     """Trains, checkpoints, evaluates; returns the eval result plus where the run went.
 
-    `stop_after=k` interrupts the run after iteration k as a preemption would: it saves the
-    checkpoint and returns without evaluating; `resume=<run_dir>` then finishes the run.
+    `on_iteration(pipeline, state, batch)` is called on every rank after each update.
+
+    SIGINT / SIGTERM (or `stop_after=k`, after iteration k) interrupt the run as a preemption
+    would: the checkpoint is saved at the end of the iteration and the run returns unevaluated,
+    with `interrupted` set; `resume=<run_dir>` then finishes it.
     """
     resuming = cfg.resume is not None
     run_dir = Path(cfg.run_dir or default_run_dir(cfg.task))
@@ -192,52 +244,72 @@ def train(cfg: Config, stop_after: int | None = None) -> dict[str, Any]:
         track_traj_ids=False,
         auto_register_policy_transforms=False,
     )
-    if saved is not None:
-        ckpt.set_rng_state(saved["rng"])  # after every construction step that may draw numbers
+    if saved is not None:  # after every construction step that may draw random numbers
+        ckpt.set_rng_state(saved["ranks"][fabric.global_rank]["rng"])
 
     world = fabric.world_size
+    steps_per_iteration = cfg.frames_per_batch * world
+    episode_metrics = EpisodeMetrics().to(fabric.device)
     bar = tqdm(
-        total=p.num_iterations * cfg.frames_per_batch * world,
+        total=p.num_iterations * steps_per_iteration,
         initial=state.env_steps,
         unit="step",
         disable=not (cfg.progress_bar and fabric.is_global_zero),
         dynamic_ncols=True,
     )
+    last_return = float("nan")
+    interrupted: str | None = None
     batches = iter(collector)
     try:
-        while state.iteration < p.num_iterations:
-            start = time.perf_counter()
-            batch = next(batches)
-            rollout_time = time.perf_counter() - start
-            state.env_steps += cfg.frames_per_batch * world
-            row: dict[str, float] = {"iteration": state.iteration + 1, "env_steps": state.env_steps}
-            row.update(episode_stats(batch, state))
-            update_start = time.perf_counter()
-            p.module.compute_advantages(batch)
-            row["explained_variance"] = explained_variance(batch)
-            row["lr"] = p.optimizer.param_groups[0]["lr"]
-            try:
-                row.update(p.module.update(batch, p.optimizer, p.fabric_module.training_step))
-            except NonFiniteUpdateError as err:
-                raise NonFiniteUpdateError(
-                    f"Stopped at iteration {state.iteration + 1}: {err}. The last good checkpoint is {ckpt_path}."
-                ) from None
-            p.scheduler.step()
-            state.iteration += 1
-            elapsed = time.perf_counter() - start
-            row["sps"] = cfg.frames_per_batch * world / elapsed
-            row["rollout_sps"] = cfg.frames_per_batch * world / rollout_time
-            row["time_rollout"] = rollout_time
-            row["time_update"] = time.perf_counter() - update_start
-            fabric.log_dict(row, step=state.iteration)
-            bar.update(cfg.frames_per_batch * world)
-            bar.set_postfix(ret=f"{row.get('episode_return_mean', float('nan')):.1f}", sps=f"{row['sps']:.0f}")
-            interrupted = state.iteration == stop_after
-            if state.iteration % cfg.checkpoint_every == 0 or state.iteration == p.num_iterations or interrupted:
-                if fabric.is_global_zero:
-                    ckpt.save_atomic(checkpoint_state(p, state), ckpt_path)
-            if interrupted:
-                break
+        with StopRequest() as stop_request:
+            while state.iteration < p.num_iterations:
+                start = time.perf_counter()
+                batch = next(batches)
+                rollout_time = time.perf_counter() - start
+                sync_start = time.perf_counter()
+                sync_statistics(fabric, p.env)
+                sync_time = time.perf_counter() - sync_start
+                state.env_steps += steps_per_iteration
+                row: dict[str, float] = {"iteration": state.iteration + 1, "env_steps": state.env_steps}
+                row.update(episode_metrics(batch))
+                update_start = time.perf_counter()
+                p.module.compute_advantages(batch)
+                row["explained_variance"] = explained_variance(batch)
+                row["lr"] = p.optimizer.param_groups[0]["lr"]
+                try:
+                    row.update(p.module.update(batch, p.optimizer, p.fabric_module.training_step))
+                except NonFiniteUpdateError as err:
+                    raise NonFiniteUpdateError(
+                        f"Stopped at iteration {state.iteration + 1}: {err}. "
+                        f"The last good checkpoint is {ckpt_path}."
+                    ) from None
+                p.scheduler.step()
+                state.iteration += 1
+                elapsed = time.perf_counter() - start
+                row.update(
+                    sps=steps_per_iteration / elapsed,
+                    rollout_sps=steps_per_iteration / rollout_time,
+                    time_rollout=rollout_time,
+                    time_sync=sync_time,
+                    time_update=time.perf_counter() - update_start,
+                )
+                fabric.log_dict(row, step=state.iteration)
+                if on_iteration is not None:
+                    on_iteration(p, state, batch)
+                last_return = row.get("episode_return_mean", last_return)
+                bar.update(steps_per_iteration)
+                bar.set_postfix(ret=f"{last_return:.1f}", sps=f"{row['sps']:.0f}")
+                if any_rank(fabric, stop_request.signal is not None):
+                    interrupted = signal.Signals(stop_request.signal or signal.SIGTERM).name
+                elif state.iteration == stop_after:
+                    interrupted = "stop_after"
+                last = state.iteration == p.num_iterations
+                if state.iteration % cfg.checkpoint_every == 0 or last or interrupted:
+                    full_state = checkpoint_state(p, state)  # collective: every rank takes part
+                    if fabric.is_global_zero:
+                        ckpt.save_atomic(full_state, ckpt_path)
+                if interrupted:
+                    break
     finally:
         bar.close()
         collector.shutdown()
@@ -246,11 +318,13 @@ def train(cfg: Config, stop_after: int | None = None) -> dict[str, Any]:
 
     result: dict[str, Any] = {
         "env_steps": state.env_steps,
+        "iteration": state.iteration,
         "run_dir": str(run_dir),
         "checkpoint": str(ckpt_path),
         "global_zero": fabric.is_global_zero,
+        "interrupted": interrupted,
     }
-    if fabric.is_global_zero and cfg.eval_episodes > 0 and state.iteration == p.num_iterations:
+    if fabric.is_global_zero and cfg.eval_episodes > 0 and not interrupted:
         norm = p.obs_norm
         scores = evaluate(cfg, p.module.actor, norm.state_dict() if norm else None, cfg.eval_episodes)
         result.update(scores)

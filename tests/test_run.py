@@ -51,9 +51,12 @@ def test_checkpoint_round_trip_loads_with_weights_only(tmp_path):
     state = torch.load(path, weights_only=True)  # no arbitrary pickle code
     assert state["iteration"] == 8 and state["env_steps"] == 512
     assert state["task"] == "cartpole" and state["action"] == {"kind": "discrete", "n": 2}
-    for key in ("module", "optimizer", "scheduler", "env_transforms", "env_snapshot", "rng"):
+    for key in ("module", "optimizer", "scheduler", "ranks"):
         assert key in state
-    assert any("stats.0.mean" in k for k in state["env_transforms"])  # normalizer statistics
+    assert len(state["ranks"]) == 1
+    for key in ("env_transforms", "env_snapshot", "rng"):
+        assert key in state["ranks"][0]
+    assert any("stats.0.mean" in k for k in state["ranks"][0]["env_transforms"])  # normalizer statistics
     assert not path.with_name("last.ckpt.tmp").exists()
 
 
@@ -69,9 +72,9 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path, task):
     a = ckpt.load(straight / "checkpoints" / "last.ckpt")
     b = ckpt.load(interrupted / "checkpoints" / "last.ckpt")
     assert a["iteration"] == b["iteration"] == 8
-    for group in ("module", "env_transforms"):
-        for key, value in a[group].items():
-            assert torch.equal(value, b[group][key]), f"{group}.{key} differs"
+    for group, sa, sb in (("module", a, b), ("env_transforms", a["ranks"][0], b["ranks"][0])):
+        for key, value in sa[group].items():
+            assert torch.equal(value, sb[group][key]), f"{group}.{key} differs"
     rows_a = list(csv.DictReader((straight / "metrics.csv").open()))
     rows_b = list(csv.DictReader((interrupted / "metrics.csv").open()))
     assert [r["iteration"] for r in rows_b] == [r["iteration"] for r in rows_a]

@@ -11,6 +11,10 @@ class RunningMeanStd(nn.Module):
 
     `update` folds in a batch; `merge_` folds in another set of statistics (e.g. another rank's),
     with the same formula, so merging is exact rather than an average of averages.
+
+    With `deferred = True` (data-parallel runs), `update` only accumulates into `pending`, and the
+    statistics in use change when `merge_` folds in every rank's pending part, in rank order: all
+    ranks then normalize with bit-identical statistics.
     """
 
     def __init__(self, shape: tuple[int, ...] = ()) -> None:
@@ -18,13 +22,21 @@ class RunningMeanStd(nn.Module):
         self.register_buffer("count", torch.zeros((), dtype=torch.float64))
         self.register_buffer("mean", torch.zeros(shape, dtype=torch.float64))
         self.register_buffer("var", torch.ones(shape, dtype=torch.float64))
+        self.deferred = False
+        self.pending: RunningMeanStd | None = None
+
+    def defer_updates(self) -> None:
+        """Switches to deferred updates (see the class docstring)."""
+        self.deferred = True
+        self.__dict__["pending"] = RunningMeanStd(tuple(self.mean.shape)).to(self.mean.device)
 
     @torch.no_grad()
     def update(self, batch: torch.Tensor) -> None:
         """Folds in `batch`, whose leading dimensions are samples and trailing ones match `shape`."""
         batch = batch.reshape(-1, *self.mean.shape).to(torch.float64)
         count = torch.tensor(float(batch.shape[0]), dtype=torch.float64, device=batch.device)
-        self.merge_(count, batch.mean(0), batch.var(0, unbiased=False))
+        target = self.pending if self.deferred else self
+        target.merge_(count, batch.mean(0), batch.var(0, unbiased=False))
 
     @torch.no_grad()
     def merge_(self, count: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> None:
