@@ -38,15 +38,14 @@ def train_main(argv: list[str]) -> int:
     from gr00t_torchrl.checkpoint import CheckpointError
     from gr00t_torchrl.config import ConfigError, resolve_config
     from gr00t_torchrl.ppo_module import NonFiniteUpdateError
+    from gr00t_torchrl.runner import RolloutError, train
 
     try:
         cfg = resolve_config(argv)
-        from gr00t_torchrl.runner import train
-
         result = train(cfg)
     except (ConfigError, CheckpointError) as err:
         return _fail(str(err))
-    except NonFiniteUpdateError as err:
+    except (NonFiniteUpdateError, RolloutError) as err:
         _fail(str(err))
         return 1
     if not result["global_zero"]:  # under DDP only rank 0 reports

@@ -35,6 +35,9 @@ class EnvConfig:
 
     id: str = _field("", "Gymnasium id of the environment (set by the task preset or by task=<id>)")
     num_envs: int = _field(8, "detail 1: envs stepped in lock-step as one batch", ge=1)
+    vectorization: Literal["sync", "async"] = _field(
+        "sync", "sync: every env in this process (fast for light envs, exact resume); async: a worker process per env"
+    )
     max_episode_steps: int | None = _field(None, "override of the env's time limit (truncation)", ge=1)
     normalize_obs: bool = _field(True, "detail 28: normalize observations by running mean/std")
     obs_clip: float = _field(10.0, "detail 29: clip normalized observations to [-obs_clip, obs_clip]", gt=0)
@@ -89,7 +92,8 @@ class Config:
     run_dir: str | None = _field(None, "where the run is saved (default runs/<task>-<time>)")
     resume: str | None = _field(None, "a run directory to continue from its last checkpoint")
     accelerator: Literal["auto", "cpu", "cuda"] = _field("cpu", "Lightning accelerator")
-    devices: int = _field(1, "processes / GPUs (Lightning Fabric DDP when > 1)", ge=1)
+    devices: int = _field(1, "processes / GPUs per machine (Lightning Fabric DDP when > 1)", ge=1)
+    num_nodes: int = _field(1, "machines, for multi-node runs started by torchrun or SLURM", ge=1)
     checkpoint_every: int = _field(10, "save checkpoints/last.ckpt every this many iterations", ge=1)
     eval_episodes: int = _field(10, "deterministic evaluation episodes at the end", ge=0)
     progress_bar: bool = _field(True, "show a progress bar")

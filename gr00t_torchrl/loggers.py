@@ -12,7 +12,16 @@ from lightning.fabric.loggers.logger import rank_zero_experiment
 
 
 class _KeepingWriter(_ExperimentWriter):
-    """Lightning's CSV writer, minus its deletion of an existing metrics.csv on start."""
+    """Lightning's CSV writer, minus its deletion of an existing metrics.csv on start.
+
+    It also starts from the existing file's columns, so appending rows never drops old ones.
+    """
+
+    def __init__(self, log_dir: str) -> None:
+        super().__init__(log_dir)
+        if os.path.isfile(self.metrics_file_path):
+            with open(self.metrics_file_path, newline="") as f:
+                self.metrics_keys = list(csv.DictReader(f).fieldnames or [])
 
     def _check_log_dir_exists(self) -> None:
         pass

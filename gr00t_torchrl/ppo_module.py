@@ -95,6 +95,10 @@ class PPOModule(L.LightningModule):
         Under DDP the mean and std are those of the global batch (all ranks together).
         """
         self.advantage_module(batch)
+        if "state_value" not in batch.keys():
+            # TorchRL's GAE works on a copy when next observations hold NaNs (it patches them);
+            # value clipping (detail 9) still needs the old values in the batch itself
+            self.critic(batch)
         if self.cfg.advantage_norm == "batch":
             advantage = batch.get("advantage")
             mean, std = self._global_mean_std(advantage)

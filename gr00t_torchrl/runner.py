@@ -31,7 +31,7 @@ from tqdm import tqdm
 from gr00t_torchrl import checkpoint as ckpt
 from gr00t_torchrl.config import Config
 from gr00t_torchrl.distributed import any_rank, gather_objects, prepare_statistics, sync_statistics
-from gr00t_torchrl.envs import find_transform, make_env, vector_env
+from gr00t_torchrl.envs import ResumableSyncVectorEnv, env_snapshot, find_transform, make_env, vector_env
 from gr00t_torchrl.evaluate import evaluate, write_eval
 from gr00t_torchrl.loggers import run_loggers, truncate_metrics
 from gr00t_torchrl.modules import make_actor_critic
@@ -49,6 +49,10 @@ class TrainState:
     env_steps: int = 0
 
 
+class RolloutError(RuntimeError):
+    """The environment raised while collecting a rollout."""
+
+
 class EpisodeMetrics(torch.nn.Module):
     """Return and length of the episodes finished in an iteration, averaged over all ranks."""
 
@@ -63,7 +67,9 @@ class EpisodeMetrics(torch.nn.Module):
         self.episode_return.update(batch.get(("next", "episode_return")).reshape(-1)[done].double())
         self.episode_length.update(batch.get(("next", "episode_length")).reshape(-1)[done].double())
         self.episodes.update(done.sum().double())
-        stats = {"episodes": float(self.episodes.compute())}  # compute() syncs across ranks
+        # compute() syncs across ranks; NaN where no episode ended (keeps metrics.csv's columns fixed)
+        stats = {"episodes": float(self.episodes.compute()), "episode_return_mean": float("nan"),
+                 "episode_length_mean": float("nan")}
         if stats["episodes"] > 0:
             stats["episode_return_mean"] = float(self.episode_return.compute())
             stats["episode_length_mean"] = float(self.episode_length.compute())
@@ -127,10 +133,13 @@ def make_fabric(cfg: Config, run_dir: Path | None) -> L.Fabric:
     loggers = run_loggers(run_dir) if run_dir is not None else []
     if launched_by_fabric_cli():
         fabric = L.Fabric(loggers=loggers)
-        cfg.devices = fabric.world_size  # recorded in config.yaml
+        cfg.num_nodes = getattr(fabric.strategy, "num_nodes", 1)
+        cfg.devices = fabric.world_size // cfg.num_nodes  # recorded in config.yaml
         return fabric
-    strategy = "ddp" if cfg.devices > 1 else "auto"
-    return L.Fabric(accelerator=cfg.accelerator, devices=cfg.devices, strategy=strategy, loggers=loggers)
+    strategy = "ddp" if cfg.devices * cfg.num_nodes > 1 else "auto"
+    return L.Fabric(
+        accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=strategy, loggers=loggers
+    )
 
 
 def build_pipeline(cfg: Config, fabric: L.Fabric) -> Pipeline:
@@ -160,7 +169,7 @@ def rank_state(p: Pipeline) -> dict[str, Any]:
     """What differs between ranks: env state, per-env transform buffers, RNG."""
     return {
         "env_transforms": p.env.transform.state_dict(),
-        "env_snapshot": vector_env(p.env).snapshot(),
+        "env_snapshot": env_snapshot(p.env),
         "rng": ckpt.rng_state(),
     }
 
@@ -196,7 +205,7 @@ def restore(p: Pipeline, saved: dict[str, Any], path: Path) -> TrainState:
     p.module.skipped_updates = saved["skipped_updates"]
     mine = saved["ranks"][p.fabric.global_rank]
     p.env.transform.load_state_dict(mine["env_transforms"])
-    if mine["env_snapshot"] is not None:
+    if mine["env_snapshot"] is not None and isinstance(vector_env(p.env), ResumableSyncVectorEnv):
         vector_env(p.env).restore(mine["env_snapshot"])
     else:
         warnings.warn("This env's state cannot be saved: the resumed run starts new episodes.", stacklevel=2)
@@ -264,7 +273,13 @@ def train(
         with StopRequest() as stop_request:
             while state.iteration < p.num_iterations:
                 start = time.perf_counter()
-                batch = next(batches)
+                try:
+                    batch = next(batches)
+                except Exception as err:  # the env failed: say so, name the iteration, keep the checkpoint
+                    raise RolloutError(
+                        f"The environment failed during the rollout of iteration {state.iteration + 1}: "
+                        f"{type(err).__name__}: {err}. The last good checkpoint is {ckpt_path}."
+                    ) from err
                 rollout_time = time.perf_counter() - start
                 sync_start = time.perf_counter()
                 sync_statistics(fabric, p.env)
@@ -296,7 +311,8 @@ def train(
                 fabric.log_dict(row, step=state.iteration)
                 if on_iteration is not None:
                     on_iteration(p, state, batch)
-                last_return = row.get("episode_return_mean", last_return)
+                if row["episodes"] > 0:
+                    last_return = row["episode_return_mean"]
                 bar.update(steps_per_iteration)
                 bar.set_postfix(ret=f"{last_return:.1f}", sps=f"{row['sps']:.0f}")
                 if any_rank(fabric, stop_request.signal is not None):

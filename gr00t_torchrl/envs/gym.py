@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import gymnasium as gym
@@ -37,6 +38,14 @@ _forward_mujoco_warnings()
 def _make_gym(env_id: str, max_episode_steps: int | None = None) -> gym.Env:
     kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
     return gym.make(env_id, **kwargs)
+
+
+def _make_training_gym(env_id: str, max_episode_steps: int | None, clip_actions: bool) -> gym.Env:
+    env = _make_gym(env_id, max_episode_steps)
+    if clip_actions and isinstance(env.action_space, gym.spaces.Box):
+        # detail 27: the policy's unclipped sample is stored; only the env sees it clipped
+        env = gym.wrappers.ClipAction(env)
+    return env
 
 
 def action_space_kind(env_id: str, task: str | None = None) -> str:
@@ -77,15 +86,14 @@ def make_env(cfg: Config, seed: int, *, num_envs: int | None = None, train: bool
     real final one (the env is reset on the next call), so GAE can bootstrap from it (detail 5).
     """
     num_envs = num_envs or cfg.env.num_envs
-
-    def make_one() -> gym.Env:
-        env = _make_gym(cfg.env.id, cfg.env.max_episode_steps)
-        if cfg.env.clip_actions and isinstance(env.action_space, gym.spaces.Box):
-            # detail 27: the policy's unclipped sample is stored; only the env sees it clipped
-            env = gym.wrappers.ClipAction(env)
-        return env
-
-    vector_env = ResumableSyncVectorEnv([make_one for _ in range(num_envs)])
+    make_one = functools.partial(_make_training_gym, cfg.env.id, cfg.env.max_episode_steps, cfg.env.clip_actions)
+    if cfg.env.vectorization == "async":
+        # a worker process per env; a worker's exception is re-raised here with its message
+        vector_env = gym.vector.AsyncVectorEnv(
+            [make_one for _ in range(num_envs)], autoreset_mode=gym.vector.AutoresetMode.DISABLED
+        )
+    else:
+        vector_env = ResumableSyncVectorEnv([make_one for _ in range(num_envs)])
     base = GymWrapper(vector_env, device="cpu", categorical_action_encoding=True)
     base.set_seed(seed)
     transforms = [DoubleToFloat(), EpisodeStatistics(num_envs)]
@@ -105,6 +113,12 @@ def find_transform(env: TransformedEnv, kind: type) -> torch.nn.Module | None:
     return None
 
 
-def vector_env(env: TransformedEnv) -> ResumableSyncVectorEnv:
+def vector_env(env: TransformedEnv) -> gym.vector.VectorEnv:
     """The Gymnasium vector env under the TorchRL wrapper."""
     return env.base_env._env
+
+
+def env_snapshot(env: TransformedEnv) -> dict | None:
+    """The exact state of the env's sub-envs, or None where it cannot be captured (e.g. async)."""
+    venv = vector_env(env)
+    return venv.snapshot() if isinstance(venv, ResumableSyncVectorEnv) else None
