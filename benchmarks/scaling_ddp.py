@@ -76,8 +76,7 @@ def allreduce_worker(out: str, task: str, repeats: int) -> None:
     from gr00t_torchrl.config import resolve_config
     from gr00t_torchrl.runner import build_pipeline
 
-    fabric = L.Fabric()
-    fabric.launch()
+    fabric = L.Fabric()  # under `fabric run`: the CLI has started the processes, Fabric joins them
     pipeline = build_pipeline(resolve_config([f"task={task}"]), fabric)
     numel = sum(p.numel() for p in pipeline.module.parameters() if p.requires_grad)
     flat = torch.randn(numel, device=fabric.device)
@@ -90,6 +89,8 @@ def allreduce_worker(out: str, task: str, repeats: int) -> None:
     elapsed = (time.perf_counter() - start) / repeats
     if fabric.is_global_zero:
         Path(out).write_text(json.dumps({"parameters": numel, "allreduce_ms": 1e3 * elapsed}))
+    fabric.barrier()
+    dist.destroy_process_group()
 
 
 def time_allreduce(task: str, ranks: int, accelerator: str) -> dict:

@@ -1,4 +1,4 @@
-"""Command line: `gr00t-ppo train [key=value ...]` and `gr00t-ppo eval run_dir=... [episodes=N]`."""
+"""Command line: `gr00t-ppo train`, `gr00t-ppo eval run_dir=...` and `gr00t-ppo verify`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ USAGE = """usage:
   gr00t-ppo train [key=value ...]        train (same as python recipes/ppo_gr00t.py)
   gr00t-ppo eval run_dir=<dir> [episodes=N]
                                          evaluate a run's last checkpoint, write eval.json
+  gr00t-ppo verify [key=value ...] [--json]
+  gr00t-ppo verify run_dir=<dir> [--json]
+                                         audit the 37 PPO details on the live pipeline
+                                         (exit 1 if a detail that applies is wrong)
 examples:
   gr00t-ppo train task=cartpole total_steps=50000 seed=3
   gr00t-ppo train task=HalfCheetah-v5 env.num_envs=16 ppo.lr=1e-4
@@ -93,6 +97,35 @@ def eval_main(argv: list[str]) -> int:
     return 0
 
 
+def verify_main(argv: list[str]) -> int:
+    """Audits the PPO details of a task's pipeline, or of a finished run; prints a table or JSON."""
+    _quiet()
+    import json
+
+    from gr00t_torchrl.checkpoint import CheckpointError
+    from gr00t_torchrl.config import ConfigError
+
+    as_json = "--json" in argv
+    argv = [word for word in argv if word != "--json"]
+    try:
+        from gr00t_torchrl.verify import audit_for, format_table, to_json
+
+        audit = audit_for(argv)
+        findings = audit.run()
+    except (ConfigError, CheckpointError) as err:
+        return _fail(str(err))
+    failed = [f for f in findings if f.failed]
+    if as_json:
+        print(json.dumps({"task": audit.cfg.task, "passed": not failed, "details": to_json(findings)}, indent=1))
+    else:
+        print(format_table(findings))
+        counts = {status: sum(f.status == status for f in findings) for status in dict.fromkeys(f.status for f in findings)}
+        summary = ", ".join(f"{n} {status}" for status, n in counts.items())
+        verdict = f"FAILED: {', '.join(str(f.number) for f in failed)}" if failed else "every detail that applies is right"
+        print(f"\nverify {audit.cfg.task}: {summary}; {verdict}")
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -103,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         return train_main(rest)
     if command == "eval":
         return eval_main(rest)
+    if command == "verify":
+        return verify_main(rest)
     return _fail(f"unknown command '{command}'.\n{USAGE}")
 
 

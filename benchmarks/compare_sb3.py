@@ -1,0 +1,241 @@
+"""This project against Stable-Baselines3 PPO: same task, env-step budget, seeds and evaluation.
+
+    pip install -e ".[bench]"
+    python benchmarks/compare_sb3.py pendulum --steps 50000 --seeds 5 --jobs 2
+    python benchmarks/compare_sb3.py halfcheetah --steps 1000000 --seeds 5 --jobs 2
+
+TASK is a preset of this project (its Gymnasium id is the task SB3 trains). SB3 gets the RL-Zoo's
+tuned hyperparameters where the zoo has them (`ZOO` below, from rl-baselines3-zoo's hyperparams/ppo.yml;
+the zoo's MuJoCo v3 settings are used for v5), its own defaults otherwise. Each (library, seed) is
+its own process with `cores // jobs` torch threads. Both are evaluated the same way: deterministic
+actions, frozen observation normalization, one episode in each of 10 envs seeded seed + 1,000,000 + i,
+raw rewards. Learning curves: the mean raw return of the training episodes that ended in each
+rollout. Training time excludes start-up and evaluation.
+Writes benchmarks/results/compare_sb3_<task>.csv, .md and .png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "ppo_gr00t.py"
+EVAL_SEED_OFFSET = 1_000_000  # as gr00t_torchrl.evaluate
+EVAL_EPISODES = 10
+
+_MUJOCO_ZOO = {"normalize": True, "n_envs": 1, "policy_kwargs": {"log_std_init": -2, "ortho_init": False,
+                                                                  "activation_fn": "relu",
+                                                                  "net_arch": {"pi": [256, 256], "vf": [256, 256]}}}
+ZOO: dict[str, dict] = {
+    "Pendulum-v1": {"n_envs": 4, "n_steps": 1024, "gae_lambda": 0.95, "gamma": 0.9, "n_epochs": 10, "ent_coef": 0.0,
+                    "learning_rate": 1e-3, "clip_range": 0.2, "use_sde": True, "sde_sample_freq": 4},
+    "CartPole-v1": {"n_envs": 8, "n_steps": 32, "batch_size": 256, "gae_lambda": 0.8, "gamma": 0.98, "n_epochs": 20,
+                    "ent_coef": 0.0, "learning_rate": "lin_0.001", "clip_range": "lin_0.2"},
+    "HalfCheetah-v5": {**_MUJOCO_ZOO, "batch_size": 64, "n_steps": 512, "gamma": 0.98, "learning_rate": 2.0633e-05,
+                       "ent_coef": 0.000401762, "clip_range": 0.1, "n_epochs": 20, "gae_lambda": 0.92,
+                       "max_grad_norm": 0.8, "vf_coef": 0.58096},
+    "Hopper-v5": {**_MUJOCO_ZOO, "batch_size": 32, "n_steps": 512, "gamma": 0.999, "learning_rate": 9.80828e-05,
+                  "ent_coef": 0.00229519, "clip_range": 0.2, "n_epochs": 5, "gae_lambda": 0.99, "max_grad_norm": 0.7,
+                  "vf_coef": 0.835671},
+}
+
+
+# --------------------------------------------------------------------------- workers (one process each)
+def run_ours(task: str, steps: int, seed: int, out: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp) / "run"
+        args = [f"task={task}", f"total_steps={steps}", f"seed={seed}", f"run_dir={run_dir}", "progress_bar=false",
+                f"eval_episodes={EVAL_EPISODES}"]
+        proc = subprocess.run([sys.executable, str(RECIPE), *args], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"gr00t-torchrl run failed ({task} seed={seed}):\n{proc.stderr[-2000:]}")
+        result = json.loads((run_dir / "eval.json").read_text())
+        with (run_dir / "metrics.csv").open() as f:
+            rows = [r for r in csv.DictReader(f) if r.get("sps")]
+    train_time = sum((float(b["env_steps"]) - float(a["env_steps"])) / float(b["sps"])
+                     for a, b in zip([{"env_steps": 0}, *rows], rows))
+    curve = [(int(float(r["env_steps"])), float(r["episode_return_mean"])) for r in rows
+             if r.get("episode_return_mean") not in (None, "", "nan")]
+    out.write_text(json.dumps({"eval_return": result["eval_return_mean"], "train_s": train_time,
+                               "env_steps": int(float(rows[-1]["env_steps"])), "curve": curve}))
+
+
+def _schedule(value):
+    if isinstance(value, str) and value.startswith("lin_"):
+        start = float(value[4:])
+        return lambda progress_remaining: progress_remaining * start
+    return value
+
+
+def run_sb3(env_id: str, steps: int, seed: int, out: Path) -> None:
+    import gymnasium as gym
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    params = dict(ZOO.get(env_id, {}))
+    n_envs = params.pop("n_envs", 1)
+    normalize = params.pop("normalize", False)
+    kwargs = params.pop("policy_kwargs", None)
+    if kwargs is not None:
+        kwargs = {**kwargs, "activation_fn": {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}[kwargs["activation_fn"]]}
+    params = {k: _schedule(v) for k, v in params.items()}
+    env = make_vec_env(env_id, n_envs=n_envs, seed=seed)
+    if normalize:
+        env = VecNormalize(env, gamma=params.get("gamma", 0.99))
+    model = PPO("MlpPolicy", env, seed=seed, policy_kwargs=kwargs, verbose=0, device="cpu", **params)
+
+    curve: list[tuple[int, float]] = []
+
+    class Curve(BaseCallback):
+        def _on_rollout_start(self) -> None:
+            self.returns: list[float] = []
+
+        def _on_step(self) -> bool:
+            for info in self.locals["infos"]:
+                if "episode" in info:
+                    self.returns.append(float(info["episode"]["r"]))
+            return True
+
+        def _on_rollout_end(self) -> None:
+            if self.returns:
+                curve.append((self.num_timesteps, float(np.mean(self.returns))))
+
+    start = time.perf_counter()
+    model.learn(total_timesteps=steps, callback=Curve())
+    train_time = time.perf_counter() - start
+
+    returns = []
+    for i in range(EVAL_EPISODES):
+        eval_env = gym.make(env_id)
+        obs, _ = eval_env.reset(seed=seed + EVAL_SEED_OFFSET + i)
+        total, done = 0.0, False
+        while not done:
+            if normalize:
+                obs = env.normalize_obs(obs)  # frozen: normalize_obs does not update the statistics
+            action, _ = model.predict(obs, deterministic=True)
+            obs, reward, terminated, truncated, _ = eval_env.step(action)
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    out.write_text(json.dumps({"eval_return": float(np.mean(returns)), "train_s": train_time,
+                               "env_steps": int(model.num_timesteps), "curve": curve}))
+
+
+# --------------------------------------------------------------------------- driver
+def run_job(library: str, task: str, steps: int, seed: int, threads: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "result.json"
+        command = [sys.executable, __file__, "--worker", library, task, "--steps", str(steps),
+                   "--seed", str(seed), "--out", str(out)]
+        proc = subprocess.run(command, capture_output=True, text=True,
+                              env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+        if proc.returncode != 0:
+            raise RuntimeError(f"{library} seed {seed} failed:\n{proc.stderr[-3000:]}")
+        result = json.loads(out.read_text())
+    return {"library": library, "seed": seed, **result}
+
+
+def plot(rows: list[dict], env_id: str, steps: int, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = np.linspace(0, steps, 50)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for library in ("gr00t-torchrl", "sb3"):
+        curves = [np.asarray(r["curve"], dtype=float) for r in rows if r["library"] == library and r["curve"]]
+        if not curves:
+            continue
+        ys = np.stack([np.interp(grid, c[:, 0], c[:, 1], left=np.nan) for c in curves])
+        mean, std = np.nanmean(ys, axis=0), np.nanstd(ys, axis=0)
+        ax.plot(grid, mean, label=f"{library} ({len(curves)} seeds)")
+        ax.fill_between(grid, mean - std, mean + std, alpha=0.25)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("training episode return")
+    ax.set_title(f"PPO on {env_id}: mean +- std over seeds")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("task", help="a preset of this project, e.g. pendulum")
+    parser.add_argument("--steps", type=int, default=50_000)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (each gets cores // jobs threads)")
+    parser.add_argument("--tag", default="", help="suffix of the result files")
+    parser.add_argument("--worker", choices=["gr00t-torchrl", "sb3"], help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    from gr00t_torchrl.config import resolve_config
+
+    env_id = resolve_config([f"task={args.task}"]).env.id
+    if args.worker == "gr00t-torchrl":
+        return run_ours(args.task, args.steps, args.seed, args.out)
+    if args.worker == "sb3":
+        return run_sb3(env_id, args.steps, args.seed, args.out)
+    try:
+        import stable_baselines3  # noqa: F401
+    except ImportError:
+        sys.exit('compare_sb3 needs Stable-Baselines3: pip install -e ".[bench]"')
+
+    threads = max((os.cpu_count() or 1) // args.jobs, 1)
+    jobs = [(lib, seed) for seed in range(1, args.seeds + 1) for lib in ("gr00t-torchrl", "sb3")]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        rows = list(pool.map(lambda j: run_job(j[0], args.task, args.steps, j[1], threads), jobs))
+
+    RESULTS.mkdir(exist_ok=True)
+    stem = f"compare_sb3_{args.task}{'_' + args.tag if args.tag else ''}"
+    with (RESULTS / f"{stem}.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["library", "seed", "env_steps", "eval_return", "train_s", "sps"])
+        for r in rows:
+            writer.writerow([r["library"], r["seed"], r["env_steps"], f"{r['eval_return']:.2f}",
+                             f"{r['train_s']:.1f}", f"{r['env_steps'] / r['train_s']:.0f}"])
+    command = " ".join(["python benchmarks/compare_sb3.py", *sys.argv[1:]])
+    lines = [
+        f"# {env_id}: gr00t-torchrl (`{args.task}` preset) vs Stable-Baselines3 PPO, {args.steps} env steps",
+        "",
+        f"Command: `{command}` ({threads} torch thread(s) per run, {args.jobs} run(s) at a time). "
+        f"SB3 settings: {'RL-Zoo tuned' if env_id in ZOO else 'SB3 defaults'}. Eval: deterministic, "
+        f"{EVAL_EPISODES} held-out episodes.",
+        "",
+        "| library | eval return, mean +- std | per seed | train wall s, mean | env steps/s, mean |",
+        "|---|---|---|---|---|",
+    ]
+    for library in ("gr00t-torchrl", "sb3"):
+        mine = [r for r in rows if r["library"] == library]
+        returns = [r["eval_return"] for r in mine]
+        std = statistics.stdev(returns) if len(returns) > 1 else 0.0
+        lines.append(
+            f"| {library} | {statistics.mean(returns):.1f} +- {std:.1f} | "
+            f"{', '.join(f'{x:.0f}' for x in returns)} | {statistics.mean(r['train_s'] for r in mine):.0f} | "
+            f"{statistics.mean(r['env_steps'] / r['train_s'] for r in mine):.0f} |"
+        )
+    text = "\n".join(lines) + "\n"
+    (RESULTS / f"{stem}.md").write_text(text)
+    plot(rows, env_id, args.steps, RESULTS / f"{stem}.png")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
