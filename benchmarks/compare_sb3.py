@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# where result files go; GR00T_BENCH_RESULTS redirects them (the smoke tests do)
+RESULTS = Path(os.environ.get("GR00T_BENCH_RESULTS", Path(__file__).resolve().parent / "results"))
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "ppo_gr00t.py"
 EVAL_SEED_OFFSET = 1_000_000  # as gr00t_torchrl.evaluate
 EVAL_EPISODES = 10

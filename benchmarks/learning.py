@@ -23,7 +23,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# where result files go; GR00T_BENCH_RESULTS redirects them (the smoke tests do)
+RESULTS = Path(os.environ.get("GR00T_BENCH_RESULTS", Path(__file__).resolve().parent / "results"))
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "ppo_gr00t.py"
 
 
@@ -38,7 +39,10 @@ def run_one(task: str, steps: int, seed: int, overrides: list[str], threads: int
         if proc.returncode != 0:
             raise RuntimeError(f"run failed ({task} steps={steps} seed={seed}):\n{proc.stderr[-2000:]}")
         result = json.loads((run_dir / "eval.json").read_text())
-    return {"task": task, "steps": steps, "seed": seed, "eval_return": result["eval_return_mean"], "wall_s": wall}
+        with (run_dir / "metrics.csv").open() as f:
+            sps = [float(r["sps"]) for r in csv.DictReader(f) if r.get("sps")][1:]  # the first warms up
+    return {"task": task, "steps": steps, "seed": seed, "eval_return": result["eval_return_mean"], "wall_s": wall,
+            "sps": statistics.median(sps) if sps else float("nan")}
 
 
 def main() -> None:

@@ -28,7 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# where result files go; GR00T_BENCH_RESULTS redirects them (the smoke tests do)
+RESULTS = Path(os.environ.get("GR00T_BENCH_RESULTS", Path(__file__).resolve().parent / "results"))
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "ppo_gr00t.py"
 FABRIC = Path(sys.executable).with_name("fabric")
 

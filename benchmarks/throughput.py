@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import time
 import warnings
 from pathlib import Path
@@ -22,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# where result files go; GR00T_BENCH_RESULTS redirects them (the smoke tests do)
+RESULTS = Path(os.environ.get("GR00T_BENCH_RESULTS", Path(__file__).resolve().parent / "results"))
 
 
 def raw_sps(env_id: str, num_envs: int, frames: int) -> float:

@@ -54,6 +54,9 @@ class NetworkConfig:
     activation: Literal["tanh", "relu", "elu"] = _field("tanh", "detail 26: hidden activation")
     orthogonal_init: bool = _field(True, "detail 2: orthogonal weights, zero biases")
     init_log_std: float = _field(0.0, "detail 24: initial value of the state-independent log std")
+    state_dependent_std: bool = _field(
+        False, "detail 24 off: the std becomes a network output (the common form; for ablations)"
+    )
 
 
 @dataclass

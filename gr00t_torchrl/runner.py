@@ -156,6 +156,7 @@ def build_pipeline(cfg: Config, fabric: L.Fabric) -> Pipeline:
         cfg.network.activation,
         cfg.network.orthogonal_init,
         cfg.network.init_log_std,
+        cfg.network.state_dependent_std,
     )
     num_iterations = max(cfg.total_steps // (cfg.frames_per_batch * world), 1)
     module = PPOModule(cfg.ppo, actor, critic, num_iterations)

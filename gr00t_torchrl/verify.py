@@ -437,6 +437,8 @@ def check_normal(a: Audit) -> tuple[str, str]:
 def check_log_std(a: Audit) -> tuple[str, str]:
     if not a.continuous:
         return NA, "discrete actions"
+    if a.cfg.network.state_dependent_std:
+        return OFF, "network.state_dependent_std=true: the std is a network output"
     head = _gaussian_head(a)
     action_dim = a.p.env.action_spec.shape[-1]
     obs_dim = a.batch.get("observation").shape[-1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from tensordict.nn import TensorDictModule
+from tensordict.nn import NormalParamExtractor, TensorDictModule
 from torch import nn
 from torchrl.data import TensorSpec
 from torchrl.data.tensor_specs import Categorical as CategoricalSpec
@@ -42,11 +42,24 @@ class StateIndependentGaussianHead(nn.Module):
         return loc, self.log_std.exp().expand_as(loc)
 
 
+class StateDependentGaussianHead(nn.Module):
+    """Mean and std both network outputs: the common form that detail 24 replaces (ablations only)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net  # outputs 2 x action_dim: the mean, then the std before a softplus
+        self.split = NormalParamExtractor()
+
+    def forward(self, observation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.split(self.net(observation))
+
+
 class GaussianActor(ProbabilisticActor):
     """A Normal policy over independent action dims (details 23-25), log-probs summed over dims.
 
     Its samples are unbounded and stored as sampled; clipping to the action bounds happens in
-    the env step only (detail 27).
+    the env step only (detail 27). `state_dependent_std=True` makes the std a network output
+    instead of a parameter (detail 24 switched off, for ablations).
     """
 
     def __init__(
@@ -57,11 +70,16 @@ class GaussianActor(ProbabilisticActor):
         activation: str = "tanh",
         orthogonal_init: bool = True,
         init_log_std: float = 0.0,
+        state_dependent_std: bool = False,
     ) -> None:
-        mean_net = make_mlp(obs_dim, action_dim, hidden_sizes, activation)
+        mean_net = make_mlp(obs_dim, action_dim * (2 if state_dependent_std else 1), hidden_sizes, activation)
         if orthogonal_init:
             orthogonal_init_(mean_net, POLICY_OUTPUT_GAIN)
-        head = StateIndependentGaussianHead(mean_net, action_dim, init_log_std)
+        head: nn.Module = (
+            StateDependentGaussianHead(mean_net)
+            if state_dependent_std
+            else StateIndependentGaussianHead(mean_net, action_dim, init_log_std)
+        )
         super().__init__(
             TensorDictModule(head, in_keys=["observation"], out_keys=["loc", "scale"]),
             in_keys=["loc", "scale"],
@@ -117,6 +135,7 @@ def make_actor_critic(
     activation: str = "tanh",
     orthogonal_init: bool = True,
     init_log_std: float = 0.0,
+    state_dependent_std: bool = False,
 ) -> tuple[ProbabilisticActor, Critic]:
     """The actor fitting the action spec (categorical or Gaussian) and a critic."""
     if isinstance(action_spec, CategoricalSpec):
@@ -125,6 +144,8 @@ def make_actor_critic(
         )
     else:
         action_dim = action_spec.shape[-1]
-        actor = GaussianActor(obs_dim, action_dim, hidden_sizes, activation, orthogonal_init, init_log_std)
+        actor = GaussianActor(
+            obs_dim, action_dim, hidden_sizes, activation, orthogonal_init, init_log_std, state_dependent_std
+        )
     critic = Critic(obs_dim, hidden_sizes, activation, orthogonal_init)
     return actor, critic

@@ -1,0 +1,67 @@
+"""Smoke tests of the benchmark scripts: each runs end to end on a tiny budget and writes its files.
+
+The figures themselves come from full runs (benchmarks/results/); timing is never asserted here.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_script(name: str, *args: str, out: Path) -> str:
+    env = {**os.environ, "GR00T_BENCH_RESULTS": str(out), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), *args], capture_output=True,
+                          text=True, env=env, cwd=out, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def rows(path: Path) -> list[dict]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_compare_sb3_trains_both_libraries_and_writes_table_csv_and_plot(tmp_path):
+    pytest.importorskip("stable_baselines3")
+    out = run_script("compare_sb3.py", "pendulum", "--steps", "1024", "--seeds", "1", out=tmp_path)
+    assert "| gr00t-torchrl |" in out and "| sb3 |" in out
+    table = rows(tmp_path / "compare_sb3_pendulum.csv")
+    assert {r["library"] for r in table} == {"gr00t-torchrl", "sb3"}
+    assert all(float(r["eval_return"]) < 0 for r in table)  # Pendulum returns are negative
+    assert (tmp_path / "compare_sb3_pendulum.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_ablate_runs_the_preset_and_each_variant(tmp_path):
+    run_script("ablate.py", "pendulum", "--steps", "512", "--seeds", "2", "--details", "relu", out=tmp_path)
+    table = rows(tmp_path / "ablate_pendulum.csv")
+    assert [r["variant"] for r in table] == ["preset", "preset", "relu", "relu"]
+    assert "change vs preset" in (tmp_path / "ablate_pendulum.md").read_text()
+    assert (tmp_path / "ablate_pendulum.png").exists()
+
+
+@pytest.mark.slow
+def test_scaling_envs_and_learning_benchmarks(tmp_path):
+    run_script("scaling_envs.py", "--envs", "1", "2", "--steps", "512", "--seeds", "1", out=tmp_path)
+    assert [r["num_envs"] for r in rows(tmp_path / "scaling_envs_pendulum.csv")] == ["1", "2"]
+    run_script("learning.py", "cartpole", "--steps", "512", "--seeds", "1", out=tmp_path)
+    assert len(rows(tmp_path / "learning_cartpole.csv")) == 1
+
+
+@pytest.mark.slow
+def test_throughput_and_ddp_scaling_benchmarks(tmp_path):
+    run_script("throughput.py", "--tasks", "pendulum", "--envs", "2", "--frames", "512", out=tmp_path)
+    assert (tmp_path / "throughput.md").exists()
+    out = run_script("scaling_ddp.py", "--steps", "3072", out=tmp_path)
+    layouts = [r["layout"] for r in rows(tmp_path / "scaling_ddp_pendulum.csv")]
+    assert len(layouts) == 3 and layouts[-1].startswith("2 ranks")
+    assert "all-reduce" in out
