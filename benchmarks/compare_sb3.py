@@ -3,6 +3,7 @@
     pip install -e ".[bench]"
     python benchmarks/compare_sb3.py pendulum --steps 50000 --seeds 5 --jobs 2
     python benchmarks/compare_sb3.py halfcheetah --steps 1000000 --seeds 5 --jobs 2
+    python benchmarks/compare_sb3.py pendulum --steps 20480 --seeds 2 --same-shape     # like-for-like speed
 
 TASK is a preset of this project (its Gymnasium id is the task SB3 trains). SB3 gets the RL-Zoo's
 tuned hyperparameters where the zoo has them (`ZOO` below, from rl-baselines3-zoo's hyperparams/ppo.yml;
@@ -10,7 +11,8 @@ the zoo's MuJoCo v3 settings are used for v5), its own defaults otherwise. Each 
 its own process with `cores // jobs` torch threads. Both are evaluated the same way: deterministic
 actions, frozen observation normalization, one episode in each of 10 envs seeded seed + 1,000,000 + i,
 raw rewards. Learning curves: the mean raw return of the training episodes that ended in each
-rollout. Training time excludes start-up and evaluation.
+rollout. Training time excludes start-up and evaluation. Each library rounds the budget up or down to
+whole rollouts (SB3 up, this project down), so the env steps trained are reported too.
 Writes benchmarks/results/compare_sb3_<task>.csv, .md and .png.
 """
 
@@ -80,7 +82,22 @@ def _schedule(value):
     return value
 
 
-def run_sb3(env_id: str, steps: int, seed: int, out: Path) -> None:
+def same_shape_params(task: str) -> dict:
+    """SB3 settings with this project's preset batch shape, network and update settings (throughput runs)."""
+    from gr00t_torchrl.config import resolve_config
+
+    cfg = resolve_config([f"task={task}"])
+    return {
+        "n_envs": cfg.env.num_envs, "n_steps": cfg.ppo.num_steps, "n_epochs": cfg.ppo.num_epochs,
+        "batch_size": cfg.frames_per_batch // cfg.ppo.num_minibatches, "gamma": cfg.ppo.gamma,
+        "gae_lambda": cfg.ppo.lmbda, "learning_rate": cfg.ppo.lr, "ent_coef": cfg.ppo.entropy_coeff,
+        "normalize": cfg.env.normalize_obs or cfg.env.scale_reward,
+        "policy_kwargs": {"activation_fn": cfg.network.activation,
+                          "net_arch": {"pi": list(cfg.network.hidden_sizes), "vf": list(cfg.network.hidden_sizes)}},
+    }
+
+
+def run_sb3(env_id: str, steps: int, seed: int, out: Path, params: dict | None = None) -> None:
     import gymnasium as gym
     import torch
     from stable_baselines3 import PPO
@@ -88,12 +105,13 @@ def run_sb3(env_id: str, steps: int, seed: int, out: Path) -> None:
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
 
-    params = dict(ZOO.get(env_id, {}))
+    params = dict(ZOO.get(env_id, {}) if params is None else params)
     n_envs = params.pop("n_envs", 1)
     normalize = params.pop("normalize", False)
     kwargs = params.pop("policy_kwargs", None)
     if kwargs is not None:
-        kwargs = {**kwargs, "activation_fn": {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}[kwargs["activation_fn"]]}
+        activations = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "elu": torch.nn.ELU}
+        kwargs = {**kwargs, "activation_fn": activations[kwargs["activation_fn"]]}
     params = {k: _schedule(v) for k, v in params.items()}
     env = make_vec_env(env_id, n_envs=n_envs, seed=seed)
     if normalize:
@@ -138,11 +156,11 @@ def run_sb3(env_id: str, steps: int, seed: int, out: Path) -> None:
 
 
 # --------------------------------------------------------------------------- driver
-def run_job(library: str, task: str, steps: int, seed: int, threads: int) -> dict:
+def run_job(library: str, task: str, steps: int, seed: int, threads: int, same_shape: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         command = [sys.executable, __file__, "--worker", library, task, "--steps", str(steps),
-                   "--seed", str(seed), "--out", str(out)]
+                   "--seed", str(seed), "--out", str(out), *(["--same-shape"] if same_shape else [])]
         proc = subprocess.run(command, capture_output=True, text=True,
                               env={**os.environ, "OMP_NUM_THREADS": str(threads)})
         if proc.returncode != 0:
@@ -182,6 +200,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (each gets cores // jobs threads)")
     parser.add_argument("--tag", default="", help="suffix of the result files")
+    parser.add_argument("--same-shape", action="store_true",
+                        help="SB3 with this preset's envs, rollout, mini-batch size, epochs and network: like-for-like speed")
     parser.add_argument("--worker", choices=["gr00t-torchrl", "sb3"], help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -193,7 +213,7 @@ def main() -> None:
     if args.worker == "gr00t-torchrl":
         return run_ours(args.task, args.steps, args.seed, args.out)
     if args.worker == "sb3":
-        return run_sb3(env_id, args.steps, args.seed, args.out)
+        return run_sb3(env_id, args.steps, args.seed, args.out, same_shape_params(args.task) if args.same_shape else None)
     try:
         import stable_baselines3  # noqa: F401
     except ImportError:
@@ -202,10 +222,11 @@ def main() -> None:
     threads = max((os.cpu_count() or 1) // args.jobs, 1)
     jobs = [(lib, seed) for seed in range(1, args.seeds + 1) for lib in ("gr00t-torchrl", "sb3")]
     with ThreadPoolExecutor(args.jobs) as pool:
-        rows = list(pool.map(lambda j: run_job(j[0], args.task, args.steps, j[1], threads), jobs))
+        rows = list(pool.map(lambda j: run_job(j[0], args.task, args.steps, j[1], threads, args.same_shape), jobs))
 
     RESULTS.mkdir(exist_ok=True)
-    stem = f"compare_sb3_{args.task}{'_' + args.tag if args.tag else ''}"
+    tag = "_".join(filter(None, ["same_shape" if args.same_shape else "", args.tag]))
+    stem = f"compare_sb3_{args.task}{'_' + tag if tag else ''}"
     with (RESULTS / f"{stem}.csv").open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["library", "seed", "env_steps", "eval_return", "train_s", "sps"])
@@ -213,22 +234,24 @@ def main() -> None:
             writer.writerow([r["library"], r["seed"], r["env_steps"], f"{r['eval_return']:.2f}",
                              f"{r['train_s']:.1f}", f"{r['env_steps'] / r['train_s']:.0f}"])
     command = " ".join(["python benchmarks/compare_sb3.py", *sys.argv[1:]])
+    sb3_settings = ("this preset's batch shape, network and update settings (VecNormalize where the preset "
+                    "normalizes)" if args.same_shape else "RL-Zoo tuned" if env_id in ZOO else "SB3 defaults")
     lines = [
         f"# {env_id}: gr00t-torchrl (`{args.task}` preset) vs Stable-Baselines3 PPO, {args.steps} env steps",
         "",
         f"Command: `{command}` ({threads} torch thread(s) per run, {args.jobs} run(s) at a time). "
-        f"SB3 settings: {'RL-Zoo tuned' if env_id in ZOO else 'SB3 defaults'}. Eval: deterministic, "
+        f"SB3 settings: {sb3_settings}. Eval: deterministic, "
         f"{EVAL_EPISODES} held-out episodes.",
         "",
-        "| library | eval return, mean +- std | per seed | train wall s, mean | env steps/s, mean |",
-        "|---|---|---|---|---|",
+        "| library | env steps trained | eval return, mean +- std | per seed | train wall s, mean | env steps/s, mean |",
+        "|---|---|---|---|---|---|",
     ]
     for library in ("gr00t-torchrl", "sb3"):
         mine = [r for r in rows if r["library"] == library]
         returns = [r["eval_return"] for r in mine]
         std = statistics.stdev(returns) if len(returns) > 1 else 0.0
         lines.append(
-            f"| {library} | {statistics.mean(returns):.1f} +- {std:.1f} | "
+            f"| {library} | {mine[0]['env_steps']} | {statistics.mean(returns):.1f} +- {std:.1f} | "
             f"{', '.join(f'{x:.0f}' for x in returns)} | {statistics.mean(r['train_s'] for r in mine):.0f} | "
             f"{statistics.mean(r['env_steps'] / r['train_s'] for r in mine):.0f} |"
         )

@@ -346,6 +346,10 @@ def train(
         scores = evaluate(cfg, p.module.actor, norm.state_dict() if norm else None, cfg.eval_episodes)
         result.update(scores)
         result["eval_path"] = str(write_eval(run_dir, state.env_steps, scores))
+    if fabric.world_size > 1:
+        fabric.barrier()  # the other ranks wait here while rank 0 evaluates
+        # an explicit teardown: a rank left to tear gloo down at interpreter exit sometimes aborts (SIGABRT)
+        torch.distributed.destroy_process_group()
     return result
 
 
