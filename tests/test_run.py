@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -137,3 +138,17 @@ def test_lightning_launcher_runs_two_ddp_ranks(tmp_path):
     assert ckpt.load(run_dir / "checkpoints" / "last.ckpt")["world_size"] == 2
     rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
     assert float(rows[-1]["env_steps"]) == 512  # total_steps counts both ranks' env steps
+
+
+def test_checkpoint_mismatches_name_what_differs(tmp_path):
+    from gr00t_torchrl.checkpoint import CheckpointError, check_compatible
+
+    current = {"task": "pendulum", "env_id": "Pendulum-v1", "obs_shape": [3], "action": {"kind": "continuous", "dim": 1}}
+    check_compatible(dict(current), current, tmp_path)  # the same signature loads
+    for key, value, words in [
+        ("obs_shape", [5], "observation shape [5]"),
+        ("action", {"kind": "discrete", "n": 2}, "action space {'kind': 'discrete', 'n': 2}"),
+        ("env_id", "Pendulum-v0", "environment Pendulum-v0"),
+    ]:
+        with pytest.raises(CheckpointError, match=re.escape(words)):
+            check_compatible({**current, key: value}, current, tmp_path)
