@@ -76,7 +76,7 @@ def main() -> None:
     for steps in args.steps:
         scores = [r["eval_return"] for r in rows if r["steps"] == steps]
         walls = [r["wall_s"] for r in rows if r["steps"] == steps]
-        std = statistics.pstdev(scores) if len(scores) > 1 else 0.0
+        std = statistics.stdev(scores) if len(scores) > 1 else 0.0
         lines.append(
             f"| {steps} | {len(scores)} | {statistics.mean(scores):.1f} | {std:.1f} | {min(scores):.1f} | "
             f"{max(scores):.1f} | {', '.join(f'{s:.0f}' for s in scores)} | {statistics.mean(walls):.0f} |"
