@@ -12,13 +12,11 @@ t-interval over seeds. Writes benchmarks/results/ablate_<task>.csv, .md and .png
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import statistics
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
-from learning import RESULTS, run_one
+from learning import RESULTS, run_one, run_parallel, write_rows
 
 VARIANTS: dict[str, list[str]] = {
     "preset": [],
@@ -84,15 +82,9 @@ def main() -> None:
         name, seed = job
         return {"variant": name, **run_one(args.task, args.steps, seed, VARIANTS[name], threads)}
 
-    with ThreadPoolExecutor(args.jobs) as pool:
-        rows = list(pool.map(run, jobs))
-
-    RESULTS.mkdir(exist_ok=True)
+    rows = run_parallel(run, jobs, args.jobs)
     stem = f"ablate_{args.task}{'_' + args.tag if args.tag else ''}"
-    with (RESULTS / f"{stem}.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_rows(rows, stem)
     preset = [r["eval_return"] for r in rows if r["variant"] == "preset"]
     summary = []
     for name in names:

@@ -27,13 +27,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-# where result files go; GR00T_BENCH_RESULTS redirects them (the smoke tests do)
-RESULTS = Path(os.environ.get("GR00T_BENCH_RESULTS", Path(__file__).resolve().parent / "results"))
+from learning import RESULTS, run_parallel
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "ppo_gr00t.py"
 EVAL_SEED_OFFSET = 1_000_000  # as gr00t_torchrl.evaluate
 EVAL_EPISODES = 10
@@ -221,10 +219,9 @@ def main() -> None:
 
     threads = max((os.cpu_count() or 1) // args.jobs, 1)
     jobs = [(lib, seed) for seed in range(1, args.seeds + 1) for lib in ("gr00t-torchrl", "sb3")]
-    with ThreadPoolExecutor(args.jobs) as pool:
-        rows = list(pool.map(lambda j: run_job(j[0], args.task, args.steps, j[1], threads, args.same_shape), jobs))
+    rows = run_parallel(lambda j: run_job(j[0], args.task, args.steps, j[1], threads, args.same_shape), jobs, args.jobs)
 
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     tag = "_".join(filter(None, ["same_shape" if args.same_shape else "", args.tag]))
     stem = f"compare_sb3_{args.task}{'_' + tag if tag else ''}"
     with (RESULTS / f"{stem}.csv").open("w", newline="") as f:

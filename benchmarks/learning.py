@@ -28,6 +28,23 @@ RESULTS = Path(os.environ.get("GR00T_BENCH_RESULTS", Path(__file__).resolve().pa
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "ppo_gr00t.py"
 
 
+def run_parallel(fn, jobs: list, parallel: int) -> list:
+    """`fn` over `jobs`, `parallel` at a time (each job is a subprocess, so threads suffice)."""
+    with ThreadPoolExecutor(parallel) as pool:
+        return list(pool.map(fn, jobs))
+
+
+def write_rows(rows: list[dict], stem: str) -> Path:
+    """Writes `rows` to RESULTS/<stem>.csv, creating the folder."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{stem}.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
 def run_one(task: str, steps: int, seed: int, overrides: list[str], threads: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
@@ -56,15 +73,10 @@ def main() -> None:
     args = parser.parse_args()
     threads = max((os.cpu_count() or 1) // args.jobs, 1)
     jobs = [(s, seed) for s in args.steps for seed in range(1, args.seeds + 1)]
-    with ThreadPoolExecutor(args.jobs) as pool:
-        rows = list(pool.map(lambda j: run_one(args.task, j[0], j[1], args.overrides, threads), jobs))
+    rows = run_parallel(lambda j: run_one(args.task, j[0], j[1], args.overrides, threads), jobs, args.jobs)
 
-    RESULTS.mkdir(exist_ok=True)
     stem = f"learning_{args.task}{'_' + args.tag if args.tag else ''}"
-    with (RESULTS / f"{stem}.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_rows(rows, stem)
     lines = [
         f"# Learning: {args.task} {' '.join(args.overrides)}",
         "",

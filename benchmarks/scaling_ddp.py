@@ -28,8 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-# where result files go; GR00T_BENCH_RESULTS redirects them (the smoke tests do)
-RESULTS = Path(os.environ.get("GR00T_BENCH_RESULTS", Path(__file__).resolve().parent / "results"))
+from learning import RESULTS, write_rows
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "ppo_gr00t.py"
 FABRIC = Path(sys.executable).with_name("fabric")
 
@@ -126,12 +125,8 @@ def main() -> None:
     for row in rows:
         row["speedup"] = row["sps"] / base
 
-    RESULTS.mkdir(exist_ok=True)
     stem = f"scaling_ddp_{args.task}"
-    with (RESULTS / f"{stem}.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_rows(rows, stem)
     command = " ".join(["python benchmarks/scaling_ddp.py", *sys.argv[1:]])
     lines = [
         f"# DDP scaling: {args.task}, {args.steps} env steps per layout, {args.accelerator}, {cores} cores",

@@ -12,13 +12,11 @@ Writes benchmarks/results/scaling_envs_<task>.csv, .md and .png.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import statistics
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
-from learning import RESULTS, run_one
+from learning import RESULTS, run_one, run_parallel, write_rows
 
 
 def main() -> None:
@@ -36,15 +34,9 @@ def main() -> None:
         n, seed = job
         return {"num_envs": n, **run_one(args.task, args.steps, seed, [f"env.num_envs={n}"], threads)}
 
-    with ThreadPoolExecutor(args.jobs) as pool:
-        rows = list(pool.map(run, jobs))
-
-    RESULTS.mkdir(exist_ok=True)
+    rows = run_parallel(run, jobs, args.jobs)
     stem = f"scaling_envs_{args.task}"
-    with (RESULTS / f"{stem}.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_rows(rows, stem)
     lines = [
         f"# Scaling with the env count: {args.task}, {args.steps} env steps, {args.seeds} seeds",
         "",

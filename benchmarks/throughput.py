@@ -14,17 +14,13 @@ Writes benchmarks/results/throughput.md and .csv.
 from __future__ import annotations
 
 import argparse
-import csv
-import os
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
 
-# where result files go; GR00T_BENCH_RESULTS redirects them (the smoke tests do)
-RESULTS = Path(os.environ.get("GR00T_BENCH_RESULTS", Path(__file__).resolve().parent / "results"))
+from learning import RESULTS, write_rows
 
 
 def raw_sps(env_id: str, num_envs: int, frames: int) -> float:
@@ -104,11 +100,7 @@ def main() -> None:
             print(row, flush=True)
             rows.append(row)
 
-    RESULTS.mkdir(exist_ok=True)
-    with (RESULTS / "throughput.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_rows(rows, "throughput")
     lines = [
         "# Throughput (env steps/s, this 2-core CPU machine)",
         "",

@@ -162,6 +162,19 @@ class Audit:
         return findings
 
 
+def _verdict(ok: bool, evidence: str, recommended: bool = True) -> tuple[str, str]:
+    """WRONG when the live objects disagree with the config; else ok, or off by config when the
+    config departs from the checklist's value."""
+    if not ok:
+        return WRONG, evidence
+    return (OK if recommended else OFF), evidence
+
+
+def _no_transform(enabled: bool, name: str) -> tuple[str, str]:
+    """The finding when a normalizing transform is absent: off by config, or WRONG if it should be there."""
+    return (WRONG if enabled else OFF), f"no {name} transform in the env"
+
+
 def _linears(net: nn.Module) -> list[nn.Linear]:
     return [m for m in net.modules() if isinstance(m, nn.Linear)]
 
@@ -201,7 +214,7 @@ def check_orthogonal_init(a: Audit) -> tuple[str, str]:
     evidence = f"{'; '.join(measured)} ({where}); biases {'0' if ok else 'checked'}"
     if not a.cfg.network.orthogonal_init:
         return OFF, evidence
-    return (OK if ok else WRONG), evidence
+    return _verdict(ok, evidence)
 
 
 @detail(3, "Adam epsilon 1e-5")
@@ -209,9 +222,8 @@ def check_adam_eps(a: Audit) -> tuple[str, str]:
     optimizer = getattr(a.p.optimizer, "optimizer", a.p.optimizer)
     eps = {group["eps"] for group in optimizer.param_groups}
     evidence = f"{type(optimizer).__name__}, eps {sorted(eps)} (config {a.cfg.ppo.adam_eps:g})"
-    if not isinstance(optimizer, torch.optim.Adam) or eps != {a.cfg.ppo.adam_eps}:
-        return WRONG, evidence
-    return (OK if a.cfg.ppo.adam_eps == 1e-5 else OFF), evidence
+    ok = isinstance(optimizer, torch.optim.Adam) and eps == {a.cfg.ppo.adam_eps}
+    return _verdict(ok, evidence, recommended=a.cfg.ppo.adam_eps == 1e-5)
 
 
 @detail(4, "learning-rate annealing, linear to 0")
@@ -346,9 +358,7 @@ def check_value_clipping(a: Audit) -> tuple[str, str]:
                f"unclipped {float(without):.5f}"
     expected = with_clip if a.cfg.ppo.clip_value else without
     ok = abs(measured - float(expected)) < 1e-4 * max(1.0, float(expected))
-    if not a.cfg.ppo.clip_value:
-        return (OFF if ok else WRONG), evidence
-    return (OK if ok else WRONG), evidence
+    return _verdict(ok, evidence, recommended=bool(a.cfg.ppo.clip_value))
 
 
 @detail(10, "loss = policy loss - ent_coef * entropy + vf_coef * value loss")
@@ -361,10 +371,8 @@ def check_loss_terms(a: Audit) -> tuple[str, str]:
     ent = -float(losses.get("loss_entropy")) / entropy + 0.0 if entropy else float("nan")  # + 0.0: no "-0"
     evidence = f"measured vf_coef {vf:.4g} (config {a.cfg.ppo.vf_coef:g}), ent_coef {ent:.4g} " \
                f"(config {a.cfg.ppo.entropy_coeff:g})"
-    if not (_close(vf, a.cfg.ppo.vf_coef, 1e-3) and abs(ent - a.cfg.ppo.entropy_coeff) < 1e-6):
-        return WRONG, evidence
-    recommended = 0.0 if a.continuous else 0.01
-    return (OK if a.cfg.ppo.entropy_coeff == recommended else OFF), evidence
+    ok = _close(vf, a.cfg.ppo.vf_coef, 1e-3) and abs(ent - a.cfg.ppo.entropy_coeff) < 1e-6
+    return _verdict(ok, evidence, recommended=a.cfg.ppo.entropy_coeff == (0.0 if a.continuous else 0.01))
 
 
 @detail(11, "global gradient-norm clipping")
@@ -456,9 +464,7 @@ def check_log_std(a: Audit) -> tuple[str, str]:
                 f"8 different observations: {independent}{initial}")
     if ok and not a.trained and not torch.all(a.initial_log_std == a.cfg.network.init_log_std):
         ok = False
-    if ok and a.cfg.network.init_log_std != 0.0:
-        return OFF, evidence
-    return (OK if ok else WRONG), evidence
+    return _verdict(ok, evidence, recommended=a.cfg.network.init_log_std == 0.0)
 
 
 @detail(25, "independent action components: log-probs summed over action dims")
@@ -493,10 +499,8 @@ def check_mlps(a: Audit) -> tuple[str, str]:
         described.append(f"{label} {'x'.join(map(str, sizes))} {'/'.join(sorted(activations))}")
         ok &= sizes[1:-1] == hidden and activations == {expected_activation}
     evidence = "; ".join(described)
-    if not ok:
-        return WRONG, evidence
     robot_default = hidden == ROBOT_HIDDEN and activation == "tanh"
-    return (OK if robot_default or not a.continuous else OFF), evidence
+    return _verdict(ok, evidence, recommended=robot_default or not a.continuous)
 
 
 @detail(27, "actions clipped in the env step only; the unclipped sample is stored")
@@ -534,7 +538,7 @@ def _has_clip_action(env: Any) -> bool:
 def check_obs_norm(a: Audit) -> tuple[str, str]:
     norm = find_transform(a.p.env, ObservationNorm)
     if norm is None:
-        return (OFF if not a.cfg.env.normalize_obs else WRONG), "no ObservationNorm transform in the env"
+        return _no_transform(a.cfg.env.normalize_obs, "ObservationNorm")
     _ = a.batch  # a rollout has run
     stats = norm.stats[0]
     probe = torch.randn(4, stats.mean.shape[-1]) * 3
@@ -553,15 +557,13 @@ def check_obs_norm(a: Audit) -> tuple[str, str]:
 def check_obs_clip(a: Audit) -> tuple[str, str]:
     norm = find_transform(a.p.env, ObservationNorm)
     if norm is None:
-        return (OFF if not a.cfg.env.normalize_obs else WRONG), "no ObservationNorm transform in the env"
+        return _no_transform(a.cfg.env.normalize_obs, "ObservationNorm")
     dim = norm.stats[0].mean.shape[-1]
     out = norm.normalize(0, torch.full((2, dim), 1e9) * torch.tensor([[1.0], [-1.0]]))
     evidence = f"a probe 1e9 away normalizes to [{float(out.min()):g}, {float(out.max()):g}] " \
                f"(config {a.cfg.env.obs_clip:g})"
     ok = float(out.max()) == a.cfg.env.obs_clip and float(out.min()) == -a.cfg.env.obs_clip
-    if ok and a.cfg.env.obs_clip != 10.0:
-        return OFF, evidence
-    return (OK if ok else WRONG), evidence
+    return _verdict(ok, evidence, recommended=a.cfg.env.obs_clip == 10.0)
 
 
 def _reward_probe(scaling: RewardScaling, rewards: list[float], dones: list[bool], frozen: bool = False) -> list[float]:
@@ -586,7 +588,7 @@ def _reward_probe(scaling: RewardScaling, rewards: list[float], dones: list[bool
 def check_reward_scaling(a: Audit) -> tuple[str, str]:
     scaling = find_transform(a.p.env, RewardScaling)
     if scaling is None:
-        return (OFF if not a.cfg.env.scale_reward else WRONG), "no RewardScaling transform in the env"
+        return _no_transform(a.cfg.env.scale_reward, "RewardScaling")
     gamma = a.cfg.ppo.gamma
     rewards, dones = [1.0, 2.0, 0.5, 3.0, 1.0, 2.0], [False, False, True, False, False, True]
     returns, running = [], 0.0
@@ -610,14 +612,12 @@ def check_reward_scaling(a: Audit) -> tuple[str, str]:
 def check_reward_clip(a: Audit) -> tuple[str, str]:
     scaling = find_transform(a.p.env, RewardScaling)
     if scaling is None:
-        return (OFF if not a.cfg.env.scale_reward else WRONG), "no RewardScaling transform in the env"
+        return _no_transform(a.cfg.env.scale_reward, "RewardScaling")
     measured = _reward_probe(scaling, [0.0, 1.0, 1e9, -1e12], [False] * 4, frozen=True)
     evidence = f"probe rewards 1e9 and -1e12 at return std 1 scale to {measured[2]:g} and {measured[3]:g} " \
                f"(config {a.cfg.env.reward_clip:g})"
     ok = measured[2] == a.cfg.env.reward_clip and measured[3] == -a.cfg.env.reward_clip
-    if ok and a.cfg.env.reward_clip != 10.0:
-        return OFF, evidence
-    return (OK if ok else WRONG), evidence
+    return _verdict(ok, evidence, recommended=a.cfg.env.reward_clip == 10.0)
 
 
 # ==================================================================== LSTM (32-36), MultiDiscrete (37)
