@@ -213,6 +213,19 @@ def restore(p: Pipeline, saved: dict[str, Any], path: Path) -> TrainState:
     return TrainState(saved["iteration"], saved["env_steps"])
 
 
+def load_for_inspection(p: Pipeline, saved: dict[str, Any], path: Path) -> None:
+    """Loads weights, optimizer and rank 0's normalizer statistics into a one-process pipeline.
+
+    For evaluating or auditing a finished run of any world size (every rank holds the same weights
+    and merged statistics); training on from it needs `restore` and the same world size.
+    """
+    ckpt.check_compatible(saved, p.signature, path)
+    p.module.load_state_dict(saved["module"])
+    p.optimizer.load_state_dict(saved["optimizer"])
+    p.scheduler.load_state_dict(saved["scheduler"])
+    p.env.transform.load_state_dict(saved["ranks"][0]["env_transforms"])
+
+
 def train(
     cfg: Config,
     stop_after: int | None = None,
@@ -361,10 +374,11 @@ def evaluate_run(run_dir: Path, episodes: int | None = None) -> dict[str, Any]:
     if not config_path.is_file():
         raise ConfigError(f"'{run_dir}' holds no config.yaml (is it a run directory?).")
     cfg = build_dataclass(Config, load_config_file(config_path))
+    cfg.devices = cfg.num_nodes = 1  # a DDP run is evaluated from rank 0's state, in one process
     path = run_dir / "checkpoints" / "last.ckpt"
     saved = ckpt.load(path)
     p = build_pipeline(cfg, L.Fabric(accelerator="cpu", devices=1))
-    restore(p, saved, path)
+    load_for_inspection(p, saved, path)
     norm = p.obs_norm
     episodes = int(episodes) if episodes is not None else max(cfg.eval_episodes, 1)
     scores = evaluate(cfg, p.module.actor, norm.state_dict() if norm else None, episodes)

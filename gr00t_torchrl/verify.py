@@ -32,7 +32,7 @@ from gr00t_torchrl.config import Config
 from gr00t_torchrl.envs import find_transform, vector_env
 from gr00t_torchrl.modules.actor_critic import StateIndependentGaussianHead
 from gr00t_torchrl.modules.init import HIDDEN_GAIN, POLICY_OUTPUT_GAIN, VALUE_OUTPUT_GAIN
-from gr00t_torchrl.runner import Pipeline, build_pipeline
+from gr00t_torchrl.runner import Pipeline, build_pipeline, load_for_inspection
 from gr00t_torchrl.transforms import ObservationNorm, RewardScaling
 
 OK, OFF, NA, MISSING, WRONG = "ok", "off by config", "not applicable", "missing", "WRONG"
@@ -79,18 +79,11 @@ class Audit:
         self.trained = checkpoint is not None
         if checkpoint is not None:
             self.initial_nets = copy.deepcopy(self.initial_nets)
-            self._load(checkpoint)
+            load_for_inspection(self.p, ckpt.load(checkpoint), checkpoint)
         self._raw_batch: TensorDictBase | None = None
         self._batch: TensorDictBase | None = None
         self._update: dict[str, Any] | None = None
 
-    def _load(self, path: Path) -> None:
-        saved = ckpt.load(path)
-        ckpt.check_compatible(saved, self.p.signature, path)
-        self.p.module.load_state_dict(saved["module"])
-        self.p.optimizer.load_state_dict(saved["optimizer"])
-        self.p.scheduler.load_state_dict(saved["scheduler"])
-        self.p.env.transform.load_state_dict(saved["ranks"][0]["env_transforms"])
 
     # ---------------------------------------------------------------- measured lazily
     @property
@@ -652,7 +645,7 @@ def audit_for(argv: list[str]) -> Audit:
         if not config_path.is_file():
             raise ConfigError(f"'{run_dir}' holds no config.yaml (is it a run directory?).")
         cfg = build_dataclass(Config, load_config_file(config_path))
-        cfg.devices = 1  # the audit runs in one process; a DDP run is audited from rank 0's state
+        cfg.devices = cfg.num_nodes = 1  # the audit runs in one process; a DDP run is audited from rank 0's state
         return Audit(cfg, checkpoint=run_dir / "checkpoints" / "last.ckpt")
     if "run_dir" in args:
         raise ConfigError("verify takes either run_dir=<a run directory> alone, or a task and settings.")

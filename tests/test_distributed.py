@@ -87,6 +87,13 @@ def test_resuming_with_another_world_size_is_refused(ddp_run, capsys):
     assert "devices=2" in capsys.readouterr().err
 
 
+def test_a_distributed_run_can_be_evaluated_and_audited_in_one_process(ddp_run, capsys):
+    _, run_dir = ddp_run
+    assert main(["eval", f"run_dir={run_dir}", "episodes=2"]) == 0
+    assert main(["verify", f"run_dir={run_dir}"]) == 0
+    assert "every detail that applies is right" in capsys.readouterr().out
+
+
 def test_deferred_statistics_change_only_when_merged():
     env = make_env(tiny_config(), seed=0)
     stats = env_statistics(env)[0]
