@@ -101,6 +101,7 @@ def verify_main(argv: list[str]) -> int:
     """Audits the PPO details of a task's pipeline, or of a finished run; prints a table or JSON."""
     _quiet()
     import json
+    from collections import Counter
 
     from gr00t_torchrl.checkpoint import CheckpointError
     from gr00t_torchrl.config import ConfigError
@@ -119,8 +120,7 @@ def verify_main(argv: list[str]) -> int:
         print(json.dumps({"task": audit.cfg.task, "passed": not failed, "details": to_json(findings)}, indent=1))
     else:
         print(format_table(findings))
-        counts = {status: sum(f.status == status for f in findings) for status in dict.fromkeys(f.status for f in findings)}
-        summary = ", ".join(f"{n} {status}" for status, n in counts.items())
+        summary = ", ".join(f"{n} {status}" for status, n in Counter(f.status for f in findings).items())
         verdict = f"FAILED: {', '.join(str(f.number) for f in failed)}" if failed else "every detail that applies is right"
         print(f"\nverify {audit.cfg.task}: {summary}; {verdict}")
     return 1 if failed else 0

@@ -200,12 +200,9 @@ def restore(p: Pipeline, saved: dict[str, Any], path: Path) -> TrainState:
             f"The checkpoint {path} was written by {saved['world_size']} process(es); resume it with "
             f"devices={saved['world_size']} (this run has {p.fabric.world_size})."
         )
-    p.module.load_state_dict(saved["module"])
-    p.optimizer.load_state_dict(saved["optimizer"])
-    p.scheduler.load_state_dict(saved["scheduler"])
+    _load_shared_state(p, saved, rank=p.fabric.global_rank)
     p.module.skipped_updates = saved["skipped_updates"]
     mine = saved["ranks"][p.fabric.global_rank]
-    p.env.transform.load_state_dict(mine["env_transforms"])
     if mine["env_snapshot"] is not None and isinstance(vector_env(p.env), ResumableSyncVectorEnv):
         vector_env(p.env).restore(mine["env_snapshot"])
     else:
@@ -220,10 +217,15 @@ def load_for_inspection(p: Pipeline, saved: dict[str, Any], path: Path) -> None:
     and merged statistics); training on from it needs `restore` and the same world size.
     """
     ckpt.check_compatible(saved, p.signature, path)
+    _load_shared_state(p, saved, rank=0)
+
+
+def _load_shared_state(p: Pipeline, saved: dict[str, Any], rank: int) -> None:
+    """Weights, optimizer, LR schedule, and the normalizer buffers `rank` saved."""
     p.module.load_state_dict(saved["module"])
     p.optimizer.load_state_dict(saved["optimizer"])
     p.scheduler.load_state_dict(saved["scheduler"])
-    p.env.transform.load_state_dict(saved["ranks"][0]["env_transforms"])
+    p.env.transform.load_state_dict(saved["ranks"][rank]["env_transforms"])
 
 
 def train(
