@@ -33,7 +33,7 @@ def _field(default: Any, help: str, **rules: Any) -> Any:
 class EnvConfig:
     """How the training envs are built and what the env transforms do."""
 
-    id: str = _field("", "Gymnasium id of the environment (set by the task preset or by task=<id>)")
+    id: str = _field("", "task id of the environment: Gymnasium, built-in Gr00t-*, Isaac-* or Mjlab-* (set by the preset or task=<id>)")
     num_envs: int = _field(8, "detail 1: envs stepped in lock-step as one batch", ge=1)
     vectorization: Literal["sync", "async"] = _field(
         "sync", "sync: every env in this process (fast for light envs, exact resume); async: a worker process per env"
@@ -56,6 +56,9 @@ class NetworkConfig:
     init_log_std: float = _field(0.0, "detail 24: initial value of the state-independent log std")
     state_dependent_std: bool = _field(
         False, "detail 24 off: the std becomes a network output (the common form; for ablations)"
+    )
+    asymmetric_critic: bool = _field(
+        True, "the critic reads the env's privileged `critic` observation group where it has one (Isaac Lab API)"
     )
 
 
@@ -89,7 +92,9 @@ class PPOConfig:
 class Config:
     """A whole training run."""
 
-    task: str = _field("pendulum", "preset name from recipes/presets or any Gymnasium id")
+    task: str = _field(
+        "pendulum", "preset name from recipes/presets, a built-in task (Gr00t-*), an Isaac-* / Mjlab-* task or a Gymnasium id"
+    )
     seed: int = _field(1, "base seed; env i of rank r is seeded with seed + r * num_envs + i", ge=0)
     total_steps: int = _field(100_000, "env steps to train for, summed over all envs and ranks", ge=1)
     run_dir: str | None = _field(None, "where the run is saved (default runs/<task>-<time>)")

@@ -8,11 +8,11 @@ from typing import Any
 
 import torch
 from tensordict import TensorDictBase
-from torchrl.envs.utils import ExplorationType, set_exploration_type
+from torchrl.envs.utils import ExplorationType, set_exploration_type, step_mdp
 from torchrl.modules import ProbabilisticActor
 
 from gr00t_torchrl.config import Config
-from gr00t_torchrl.envs import find_transform, make_env
+from gr00t_torchrl.envs import find_transform, make_env, vector_env
 from gr00t_torchrl.transforms import ObservationNorm
 
 EVAL_SEED_OFFSET = 1_000_000  # evaluation envs never share seeds with training envs
@@ -25,34 +25,46 @@ def evaluate(
     actor: ProbabilisticActor,
     obs_norm_state: dict[str, Any] | None,
     episodes: int,
+    device: str | torch.device = "cpu",
 ) -> dict[str, float]:
-    """One episode in each of `episodes` envs seeded apart from training; raw (unscaled) returns."""
-    env = make_env(cfg, seed=cfg.seed + EVAL_SEED_OFFSET, num_envs=episodes, train=False)
+    """One episode in each of `episodes` envs seeded apart from training; raw (unscaled) returns.
+
+    Tasks that define success (the built-in tasks report a per-env `extras["success"]` on the step
+    an episode ends) also get the fraction of episodes that succeeded.
+    """
+    env = make_env(cfg, seed=cfg.seed + EVAL_SEED_OFFSET, num_envs=episodes, train=False, device=device)
+    task = vector_env(env)
+    has_success = getattr(task, "defines_success", False)
     norm = find_transform(env, ObservationNorm)
     if norm is not None and obs_norm_state is not None:
         norm.load_state_dict(obs_norm_state)
         norm.freeze()
     returns = torch.full((episodes,), float("nan"))
+    successes = torch.zeros(episodes, dtype=torch.bool)
     finished = torch.zeros(episodes, dtype=torch.bool)
     td: TensorDictBase = env.reset()
     with set_exploration_type(ExplorationType.DETERMINISTIC):
         for _ in range(MAX_EVAL_STEPS):
-            td = actor(td)
-            td, next_td = env.step_and_maybe_reset(td)
-            done = td.get(("next", "done")).reshape(-1) & ~finished
-            returns[done] = td.get(("next", "episode_return")).reshape(-1)[done].cpu()
+            td = env.step(actor(td))
+            done = td.get(("next", "done")).reshape(-1).cpu() & ~finished
+            returns[done] = td.get(("next", "episode_return")).reshape(-1).cpu()[done]
+            if has_success:  # read before a reset can replace the step's extras
+                successes[done] = task.extras["success"].reshape(-1).cpu()[done]
             finished |= done
-            td = next_td
+            td = env.maybe_reset(step_mdp(td))
             if finished.all():
                 break
     env.close()
     if not finished.all():
         raise RuntimeError(f"Evaluation episodes did not end within {MAX_EVAL_STEPS} steps (no time limit?).")
-    return {
+    result: dict[str, float] = {
         "eval_return_mean": float(returns.mean()),
         "eval_return_std": float(returns.std(unbiased=False)),
         "episodes": episodes,
     }
+    if has_success:
+        result["success_rate"] = float(successes.float().mean())
+    return result
 
 
 def write_eval(run_dir: Path, env_steps: int, result: dict[str, float]) -> Path:

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from gr00t_torchrl import checkpoint as ckpt
 from gr00t_torchrl.config import Config
 from gr00t_torchrl.distributed import any_rank, gather_objects, prepare_statistics, sync_statistics
-from gr00t_torchrl.envs import ResumableSyncVectorEnv, env_snapshot, find_transform, make_env, vector_env
+from gr00t_torchrl.envs import env_snapshot, find_transform, make_env, restore_env_snapshot
 from gr00t_torchrl.evaluate import evaluate, write_eval
 from gr00t_torchrl.loggers import run_loggers, truncate_metrics
 from gr00t_torchrl.modules import make_actor_critic
@@ -146,9 +146,12 @@ def build_pipeline(cfg: Config, fabric: L.Fabric) -> Pipeline:
     """Env, actor-critic, PPO module and optimizer for this rank (seeded per rank)."""
     rank, world = fabric.global_rank, fabric.world_size
     seed_everything(cfg.seed + rank, verbose=False)
-    env = make_env(cfg, seed=cfg.seed + rank * cfg.env.num_envs)
+    env = make_env(cfg, seed=cfg.seed + rank * cfg.env.num_envs, device=fabric.device)
     prepare_statistics(fabric, env)
     obs_shape = tuple(env.observation_spec["observation"].shape[1:])
+    critic_obs = None
+    if cfg.network.asymmetric_critic and "critic" in env.observation_spec.keys():
+        critic_obs = ("critic", env.observation_spec["critic"].shape[-1])
     actor, critic = make_actor_critic(
         obs_shape[0],
         env.action_spec,
@@ -157,6 +160,7 @@ def build_pipeline(cfg: Config, fabric: L.Fabric) -> Pipeline:
         cfg.network.orthogonal_init,
         cfg.network.init_log_std,
         cfg.network.state_dependent_std,
+        critic_obs,
     )
     num_iterations = max(cfg.total_steps // (cfg.frames_per_batch * world), 1)
     module = PPOModule(cfg.ppo, actor, critic, num_iterations)
@@ -203,9 +207,7 @@ def restore(p: Pipeline, saved: dict[str, Any], path: Path) -> TrainState:
     _load_shared_state(p, saved, rank=p.fabric.global_rank)
     p.module.skipped_updates = saved["skipped_updates"]
     mine = saved["ranks"][p.fabric.global_rank]
-    if mine["env_snapshot"] is not None and isinstance(vector_env(p.env), ResumableSyncVectorEnv):
-        vector_env(p.env).restore(mine["env_snapshot"])
-    else:
+    if not restore_env_snapshot(p.env, mine["env_snapshot"]):
         warnings.warn("This env's state cannot be saved: the resumed run starts new episodes.", stacklevel=2)
     return TrainState(saved["iteration"], saved["env_steps"])
 
@@ -358,7 +360,7 @@ def train(
     }
     if fabric.is_global_zero and cfg.eval_episodes > 0 and not interrupted:
         norm = p.obs_norm
-        scores = evaluate(cfg, p.module.actor, norm.state_dict() if norm else None, cfg.eval_episodes)
+        scores = evaluate(cfg, p.module.actor, norm.state_dict() if norm else None, cfg.eval_episodes, fabric.device)
         result.update(scores)
         result["eval_path"] = str(write_eval(run_dir, state.env_steps, scores))
     if fabric.world_size > 1:

@@ -113,7 +113,11 @@ class CategoricalActor(ProbabilisticActor):
 
 
 class Critic(ValueOperator):
-    """A state-value MLP, separate from the actor (details 13, 26), writing "state_value"."""
+    """A state-value MLP, separate from the actor (details 13, 26), writing "state_value".
+
+    It reads `obs_key`: "observation" like the actor, or an env's privileged "critic" group
+    (asymmetric actor-critic: the critic only shapes training, so it may see what the robot cannot).
+    """
 
     def __init__(
         self,
@@ -121,11 +125,12 @@ class Critic(ValueOperator):
         hidden_sizes: Sequence[int] = (256, 256),
         activation: str = "tanh",
         orthogonal_init: bool = True,
+        obs_key: str = "observation",
     ) -> None:
         value_net = make_mlp(obs_dim, 1, hidden_sizes, activation)
         if orthogonal_init:
             orthogonal_init_(value_net, VALUE_OUTPUT_GAIN)
-        super().__init__(value_net, in_keys=["observation"])
+        super().__init__(value_net, in_keys=[obs_key])
 
 
 def make_actor_critic(
@@ -136,8 +141,12 @@ def make_actor_critic(
     orthogonal_init: bool = True,
     init_log_std: float = 0.0,
     state_dependent_std: bool = False,
+    critic_obs: tuple[str, int] | None = None,
 ) -> tuple[ProbabilisticActor, Critic]:
-    """The actor fitting the action spec (categorical or Gaussian) and a critic."""
+    """The actor fitting the action spec (categorical or Gaussian) and a critic.
+
+    `critic_obs` = (key, dim) gives the critic its own observation entry (asymmetric actor-critic).
+    """
     if isinstance(action_spec, CategoricalSpec):
         actor: ProbabilisticActor = CategoricalActor(
             obs_dim, action_spec.space.n, hidden_sizes, activation, orthogonal_init
@@ -147,5 +156,6 @@ def make_actor_critic(
         actor = GaussianActor(
             obs_dim, action_dim, hidden_sizes, activation, orthogonal_init, init_log_std, state_dependent_std
         )
-    critic = Critic(obs_dim, hidden_sizes, activation, orthogonal_init)
+    critic_key, critic_dim = critic_obs or ("observation", obs_dim)
+    critic = Critic(critic_dim, hidden_sizes, activation, orthogonal_init, obs_key=critic_key)
     return actor, critic

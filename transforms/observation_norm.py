@@ -54,7 +54,8 @@ class ObservationNorm(Transform):
         for index, key in enumerate(self.in_keys):
             obs = next_tensordict.get(key)
             if not self.frozen:
-                self.stats[index].update(obs)
+                # rows holding NaN (an auto-reset env's lost final observation) are not statistics
+                self.stats[index].update(obs, valid=torch.isfinite(obs).flatten(1).all(-1))
             next_tensordict.set(key, self.normalize(index, obs))
         return next_tensordict
 

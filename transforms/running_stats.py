@@ -31,23 +31,34 @@ class RunningMeanStd(nn.Module):
         self.__dict__["pending"] = RunningMeanStd(tuple(self.mean.shape)).to(self.mean.device)
 
     @torch.no_grad()
-    def update(self, batch: torch.Tensor) -> None:
-        """Folds in `batch`, whose leading dimensions are samples and trailing ones match `shape`."""
+    def update(self, batch: torch.Tensor, valid: torch.Tensor | None = None) -> None:
+        """Folds in `batch`, whose leading dimensions are samples and trailing ones match `shape`.
+
+        `valid` (a bool per sample) leaves out the samples marked False, e.g. the NaN placeholders of
+        lost final observations, without a host synchronisation.
+        """
         batch = batch.reshape(-1, *self.mean.shape).to(torch.float64)
-        count = torch.tensor(float(batch.shape[0]), dtype=torch.float64, device=batch.device)
+        if valid is None:
+            count = torch.tensor(float(batch.shape[0]), dtype=torch.float64, device=batch.device)
+            mean, var = batch.mean(0), batch.var(0, unbiased=False)
+        else:
+            weight = valid.reshape(-1, *([1] * self.mean.dim())).to(torch.float64)
+            count = weight.sum()
+            batch = torch.where(weight > 0, batch, 0.0)
+            mean = batch.sum(0) / count.clamp_min(1)
+            var = ((batch - mean).square() * weight).sum(0) / count.clamp_min(1)
         target = self.pending if self.deferred else self
-        target.merge_(count, batch.mean(0), batch.var(0, unbiased=False))
+        target.merge_(count, mean, var)
 
     @torch.no_grad()
     def merge_(self, count: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> None:
         """Folds in the statistics of `count` other samples with the given mean and variance."""
         total = self.count + count
-        if total == 0:
-            return
+        safe_total = total.clamp_min(1)  # no branch on the count: no host synchronisation on a GPU
         delta = mean - self.mean
-        m2 = self.var * self.count + var * count + delta.pow(2) * self.count * count / total
-        self.mean.add_(delta * count / total)
-        self.var.copy_(m2 / total)
+        m2 = self.var * self.count + var * count + delta.pow(2) * self.count * count / safe_total
+        self.mean.add_(delta * count / safe_total)
+        self.var.copy_(torch.where(total > 0, m2 / safe_total, self.var))
         self.count.copy_(total)
 
     def std(self, eps: float) -> torch.Tensor:

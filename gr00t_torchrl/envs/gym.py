@@ -48,22 +48,19 @@ def _make_training_gym(env_id: str, max_episode_steps: int | None, clip_actions:
     return env
 
 
-def action_space_kind(env_id: str, task: str | None = None) -> str:
+def gym_action_space_kind(env_id: str, task: str | None = None) -> str:
     """'discrete' or 'continuous' for a Gymnasium id; a clear ConfigError for anything else."""
+    from gr00t_torchrl.envs.builtin import BUILTIN_TASKS
     from gr00t_torchrl.presets import preset_names
 
-    if env_id.startswith("Isaac-"):
-        raise ConfigError(
-            f"The task '{env_id}' is an Isaac Lab task, and Isaac Lab is not installed here. Isaac Lab "
-            "needs an NVIDIA RTX GPU with Isaac Sim; install it with NVIDIA's instructions, then retry."
-        )
     try:
         env = _make_gym(env_id)
     except gym.error.Error as err:
         name = task or env_id
         raise ConfigError(
-            f"Unknown task '{name}': it is neither a preset ({', '.join(preset_names())}) nor a "
-            f"Gymnasium id that can be made here ({type(err).__name__}: {err})."
+            f"Unknown task '{name}': it is neither a preset ({', '.join(preset_names())}), a built-in task "
+            f"({', '.join(BUILTIN_TASKS)}), an Isaac-* or Mjlab-* task, nor a Gymnasium id that can be made "
+            f"here ({type(err).__name__}: {err})."
         ) from None
     space = env.action_space
     env.close()
@@ -77,15 +74,14 @@ def action_space_kind(env_id: str, task: str | None = None) -> str:
     )
 
 
-def make_env(cfg: Config, seed: int, *, num_envs: int | None = None, train: bool = True) -> TransformedEnv:
-    """A batched env of `num_envs` (default cfg.env.num_envs) Gymnasium envs with the transforms.
+def make_gym_env(cfg: Config, seed: int, *, num_envs: int, train: bool = True) -> TransformedEnv:
+    """A batched env of `num_envs` Gymnasium envs with the transforms, on the CPU.
 
     Sub-env i is seeded with `seed + i`. Training envs scale rewards; evaluation envs
     (`train=False`) keep the raw reward. Time-limit truncation stays apart from termination in
     ("next", "truncated") / ("next", "terminated"), and the observation after a time-out is the
     real final one (the env is reset on the next call), so GAE can bootstrap from it (detail 5).
     """
-    num_envs = num_envs or cfg.env.num_envs
     make_one = functools.partial(_make_training_gym, cfg.env.id, cfg.env.max_episode_steps, cfg.env.clip_actions)
     if cfg.env.vectorization == "async":
         # a worker process per env; a worker's exception is re-raised here with its message
@@ -105,20 +101,4 @@ def make_env(cfg: Config, seed: int, *, num_envs: int | None = None, train: bool
     return TransformedEnv(base, Compose(*transforms))
 
 
-def find_transform(env: TransformedEnv, kind: type) -> torch.nn.Module | None:
-    """The first transform of type `kind` in the env's chain, if any."""
-    for transform in env.transform:
-        if isinstance(transform, kind):
-            return transform
-    return None
 
-
-def vector_env(env: TransformedEnv) -> gym.vector.VectorEnv:
-    """The Gymnasium vector env under the TorchRL wrapper."""
-    return env.base_env._env
-
-
-def env_snapshot(env: TransformedEnv) -> dict | None:
-    """The exact state of the env's sub-envs, or None where it cannot be captured (e.g. async)."""
-    venv = vector_env(env)
-    return venv.snapshot() if isinstance(venv, ResumableSyncVectorEnv) else None

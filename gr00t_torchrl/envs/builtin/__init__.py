@@ -1,0 +1,26 @@
+"""Built-in tensor-batched tasks with the Isaac Lab env API (run on CPU or CUDA)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from gr00t_torchrl.envs.builtin.arm_reach import ArmReachTask
+from gr00t_torchrl.envs.builtin.base import BatchedTask, TaskCfg
+from gr00t_torchrl.envs.builtin.cartpole import CartpoleTask
+from gr00t_torchrl.envs.builtin.pendulum import PendulumSwingUpTask
+
+# task id -> (class, default episode length in steps)
+BUILTIN_TASKS: dict[str, tuple[Callable[[TaskCfg], BatchedTask], int]] = {
+    "Gr00t-Cartpole-v0": (CartpoleTask, 250),
+    "Gr00t-Pendulum-SwingUp-v0": (PendulumSwingUpTask, 200),
+    "Gr00t-Arm-Reach-v0": (ArmReachTask, 100),
+}
+
+
+def make_builtin_task(task_id: str, num_envs: int, device: str, seed: int, episode_length: int | None = None) -> BatchedTask:
+    """A built-in task by id, with `num_envs` envs on `device`."""
+    task_class, default_length = BUILTIN_TASKS[task_id]
+    return task_class(TaskCfg(num_envs=num_envs, device=device, episode_length=episode_length or default_length, seed=seed))
+
+
+__all__ = ["BUILTIN_TASKS", "ArmReachTask", "BatchedTask", "CartpoleTask", "PendulumSwingUpTask", "TaskCfg", "make_builtin_task"]

@@ -1,0 +1,62 @@
+"""Which env a task id builds: a Gymnasium env, or an env with the Isaac Lab API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torchrl.envs import TransformedEnv
+
+from gr00t_torchrl.config import Config
+from gr00t_torchrl.envs.gym import gym_action_space_kind, make_gym_env
+from gr00t_torchrl.envs.isaac_api import check_isaac_api_task, is_isaac_api_task, make_isaac_api_env
+
+
+def action_space_kind(env_id: str, task: str | None = None) -> str:
+    """'discrete' or 'continuous' for a task id; a clear ConfigError for an unusable one."""
+    if is_isaac_api_task(env_id):
+        check_isaac_api_task(env_id)
+        return "continuous"  # Isaac Lab, mjlab and the built-in tasks: continuous joint commands
+    return gym_action_space_kind(env_id, task)
+
+
+def make_env(
+    cfg: Config, seed: int, *, num_envs: int | None = None, train: bool = True, device: str | torch.device = "cpu"
+) -> TransformedEnv:
+    """The batched env of `cfg.env.id` with the project's transforms (`num_envs` defaults to the config's).
+
+    Training envs scale rewards; evaluation envs (`train=False`) keep the raw reward. Gymnasium
+    envs step on the CPU; Isaac-API envs (Isaac Lab, mjlab, built-in tasks) on `device`.
+    """
+    num_envs = num_envs or cfg.env.num_envs
+    if is_isaac_api_task(cfg.env.id):
+        return make_isaac_api_env(cfg, seed, num_envs=num_envs, train=train, device=device)
+    return make_gym_env(cfg, seed, num_envs=num_envs, train=train)
+
+
+def find_transform(env: TransformedEnv, kind: type) -> torch.nn.Module | None:
+    """The first transform of type `kind` in the env's chain, if any."""
+    for transform in env.transform:
+        if isinstance(transform, kind):
+            return transform
+    return None
+
+
+def vector_env(env: TransformedEnv) -> Any:
+    """The batched env under the TorchRL wrapper (a Gymnasium vector env, or an Isaac-API env)."""
+    return env.base_env._env
+
+
+def env_snapshot(env: TransformedEnv) -> dict | None:
+    """The exact state of the env's sub-envs, or None where it cannot be captured (e.g. async, Isaac Lab)."""
+    snapshot = getattr(vector_env(env), "snapshot", None)
+    return snapshot() if snapshot is not None else None
+
+
+def restore_env_snapshot(env: TransformedEnv, snapshot: dict | None) -> bool:
+    """Puts a snapshot back; False where this env cannot take one (it then starts new episodes)."""
+    restore = getattr(vector_env(env), "restore", None)
+    if snapshot is None or restore is None:
+        return False
+    restore(snapshot)
+    return True

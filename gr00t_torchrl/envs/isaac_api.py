@@ -1,0 +1,100 @@
+"""Envs with the Isaac Lab API (Isaac Lab, mjlab, built-in tasks) as TorchRL envs, all one path.
+
+Every such env goes through TorchRL's `IsaacLabWrapper` (`IsaacLabApiWrapper` below) and then the
+project's transforms, on the env's own device. The wrapper leaves the auto-reset to the env: when
+an env finishes, its final observation is gone (the row already holds the next episode's first
+observation), so TorchRL marks `("next", <obs>)` of that row NaN; `PPOModule.compute_advantages`
+deals with that before GAE (`fill_lost_final_observations`, where the time-out scheme is explained).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import torch
+from torchrl.envs import Compose, RenameTransform, TransformedEnv
+from torchrl.envs.libs.isaac_lab import IsaacLabWrapper
+
+from gr00t_torchrl.config import Config, ConfigError
+from gr00t_torchrl.envs.builtin import BUILTIN_TASKS, make_builtin_task
+
+ISAAC_PREFIX, MJLAB_PREFIX = "Isaac-", "Mjlab-"
+POLICY_GROUP, CRITIC_GROUP = "policy", "critic"  # Isaac Lab's observation group names
+
+
+class IsaacLabApiWrapper(IsaacLabWrapper):
+    """`IsaacLabWrapper`, reading no Gymnasium-style `info` from the env's `extras`.
+
+    With Isaac Lab installed, TorchRL recognises its env classes and installs no info reader. For
+    other envs with the same API (mjlab through its adapter, the built-in tasks), TorchRL would
+    register its generic Gymnasium reader, which converts all of `extras` every step and fails on
+    Isaac Lab's `extras["log"]` (scalars, not per-env rows). This wrapper skips that reader, so all
+    three kinds of env take the same path; everything else is TorchRL's own.
+    """
+
+    def auto_register_info_dict(self, ignore_private: bool = True, *, info_dict_reader: Any = None) -> "IsaacLabApiWrapper":
+        return self
+
+
+def is_isaac_api_task(env_id: str) -> bool:
+    return env_id in BUILTIN_TASKS or env_id.startswith((ISAAC_PREFIX, MJLAB_PREFIX))
+
+
+def check_isaac_api_task(env_id: str) -> None:
+    """A clear ConfigError when the library an Isaac-API task needs is missing."""
+    if env_id.startswith(ISAAC_PREFIX) and importlib.util.find_spec("isaaclab") is None:
+        raise ConfigError(
+            f"The task '{env_id}' is an Isaac Lab task, and Isaac Lab is not installed here. Isaac Lab needs an "
+            "NVIDIA RTX GPU and Isaac Sim: install both with NVIDIA's instructions "
+            "(https://isaac-sim.github.io/IsaacLab), then retry with accelerator=cuda. Built-in tasks with the same "
+            f"API run anywhere: {', '.join(BUILTIN_TASKS)}."
+        )
+    if env_id.startswith(MJLAB_PREFIX) and importlib.util.find_spec("mjlab") is None:
+        raise ConfigError(
+            f"The task '{env_id}' is an mjlab task, and mjlab is not installed here: "
+            "pip install -e '.[mjlab]' (or pip install 'gr00t-torchrl[mjlab]')."
+        )
+
+
+def make_raw_task(env_id: str, num_envs: int, device: str, seed: int, episode_length: int | None) -> Any:
+    """The unwrapped Isaac-API env of `env_id`, with `num_envs` envs on `device`."""
+    check_isaac_api_task(env_id)
+    if env_id in BUILTIN_TASKS:
+        return make_builtin_task(env_id, num_envs, device, seed, episode_length)
+    if env_id.startswith(MJLAB_PREFIX):
+        from gr00t_torchrl.envs.mjlab_adapter import make_mjlab_env
+
+        return make_mjlab_env(env_id, num_envs, device, seed)
+    from gr00t_torchrl.envs.isaaclab_launch import make_isaaclab_env
+
+    return make_isaaclab_env(env_id, num_envs, device, seed)
+
+
+def observation_groups(env: TransformedEnv) -> list[str]:
+    """The observation entries the networks read: "observation" (the policy group), and "critic" if any."""
+    keys = env.observation_spec.keys()
+    return ["observation"] + ([CRITIC_GROUP] if CRITIC_GROUP in keys else [])
+
+
+def make_isaac_api_env(
+    cfg: Config, seed: int, *, num_envs: int, train: bool, device: str | torch.device
+) -> TransformedEnv:
+    """An Isaac-API task wrapped the Isaac Lab way, with the project's transforms, on `device`."""
+    from gr00t_torchrl.transforms import EpisodeStatistics, ObservationNorm, RewardScaling
+
+    task = make_raw_task(cfg.env.id, num_envs, str(device), seed, cfg.env.max_episode_steps)
+    env = IsaacLabApiWrapper(task, device=torch.device(device))
+    if not isinstance(env, TransformedEnv):  # TorchRL adds its auto-reset transform to batched envs
+        raise ConfigError(f"The task '{cfg.env.id}' did not wrap as a batched env (num_envs={num_envs}).")
+    # the actor reads "observation" whatever the env: Isaac Lab calls the actor's group "policy"
+    transforms: list = [RenameTransform([POLICY_GROUP], ["observation"], create_copy=False)]
+    transforms.append(EpisodeStatistics(num_envs))
+    env.append_transform(Compose(*transforms))
+    if cfg.env.normalize_obs:
+        keys = observation_groups(env)
+        shapes = [tuple(env.observation_spec[key].shape[1:]) for key in keys]
+        env.append_transform(ObservationNorm(keys, shapes, clip=cfg.env.obs_clip))
+    if train and cfg.env.scale_reward:
+        env.append_transform(RewardScaling(num_envs, gamma=cfg.ppo.gamma, clip=cfg.env.reward_clip))
+    return env.to(device)
