@@ -93,8 +93,16 @@ class PPOModule(L.LightningModule):
         """GAE with the current critic, then (detail 7) normalization over the whole batch.
 
         Under DDP the mean and std are those of the global batch (all ranks together).
+
+        Time-outs of auto-resetting envs (Isaac Lab API): the env resets inside `step`, so the
+        observation a time-out's last action led to is lost and TorchRL marks ("next", obs) NaN.
+        Terminations never bootstrap (GAE multiplies the next value by 1 - terminated); a time-out
+        bootstraps from the value of the last observation the env did return, V(s_{T-1}), the
+        closest estimate of the unknown V(s_T) and rsl_rl's choice (it adds gamma V(s_{T-1}) to
+        the time-out's reward). TorchRL's GAE does exactly this: it evaluates the critic on a copy
+        whose NaN next observations are replaced by the step's own observation, so no NaN reaches
+        the critic (detail 5; tested in tests/test_isaac_api.py).
         """
-        fill_lost_final_observations(batch, list(self.critic.in_keys))
         self.advantage_module(batch)
         if "state_value" not in batch.keys():
             # TorchRL's GAE works on a copy when next observations hold NaNs (it patches them);
@@ -198,25 +206,6 @@ class PPOModule(L.LightningModule):
         for name, value in values.items():
             self.update_metrics[name].update(value.detach().float().mean())
         return approx_kl
-
-
-@torch.no_grad()
-def fill_lost_final_observations(batch: TensorDictBase, keys: list[str]) -> TensorDictBase:
-    """Replaces the NaN final observations of auto-reset envs by the last real observation.
-
-    Isaac Lab resets a finished env inside `step`, so the observation its last action led to is
-    lost (TorchRL marks it NaN). Terminations never bootstrap (GAE multiplies the next value by
-    1 - terminated), so only time-outs need a stand-in for V(s_T): like rsl_rl, which adds
-    gamma * V(s_{T-1}) to a time-out's reward, we bootstrap from the value of the last observation
-    the env did return, s_{T-1} (the one the final action was chosen from) — V(s_T) is unknown and
-    V(s_{T-1}) is its closest estimate. Writing s_{T-1} into ("next", key) does exactly that inside
-    TorchRL's GAE, and no NaN ever reaches the critic (detail 5).
-    """
-    for key in keys:
-        next_obs = batch.get(("next", key))
-        lost = torch.isnan(next_obs).any(-1, keepdim=True)
-        batch.set(("next", key), torch.where(lost, batch.get(key), next_obs))
-    return batch
 
 
 def explained_variance(batch: TensorDictBase) -> float:

@@ -234,8 +234,8 @@ def check_lr_annealing(a: Audit) -> tuple[str, str]:
 def _reference_gae(batch: TensorDictBase, critic: nn.Module, gamma: float, lmbda: float) -> torch.Tensor:
     """GAE computed here, step by step: time-outs bootstrap from V(final obs), terminations do not."""
     with torch.no_grad():
-        value = critic(batch.select("observation").clone()).get("state_value").squeeze(-1)
-        next_value = critic(batch.get("next").select("observation").clone()).get("state_value").squeeze(-1)
+        value = critic(batch.select(*critic.in_keys).clone()).get("state_value").squeeze(-1)
+        next_value = critic(batch.get("next").select(*critic.in_keys).clone()).get("state_value").squeeze(-1)
     reward = batch.get(("next", "reward")).squeeze(-1)
     terminated = batch.get(("next", "terminated")).squeeze(-1).float()
     done = batch.get(("next", "done")).squeeze(-1).float()
@@ -260,14 +260,24 @@ def check_gae(a: Audit) -> tuple[str, str]:
     flags["done"][end_env, t // 3] = True  # ... and an injected termination
     flags["terminated"][end_env, t // 3] = True
     flags["truncated"][end_env, t // 3] = False
-    reference = _reference_gae(batch, a.p.module.critic, a.cfg.ppo.gamma, a.cfg.ppo.lmbda)
+    critic = a.p.module.critic
+    # auto-reset envs (Isaac Lab API) lose final observations (NaN): a time-out then bootstraps from
+    # the last observation it has, V(s_{T-1}); the reference does that substitution itself
+    reference_batch = batch.clone()
+    lost = 0
+    for key in critic.in_keys:
+        next_obs = reference_batch.get(("next", key))
+        missing = torch.isnan(next_obs).any(-1, keepdim=True)
+        lost = max(lost, int(missing.sum()))
+        reference_batch.set(("next", key), torch.where(missing, reference_batch.get(key), next_obs))
+    reference = _reference_gae(reference_batch, critic, a.cfg.ppo.gamma, a.cfg.ppo.lmbda)
     with torch.no_grad():
         a.p.module.advantage_module(batch)
     error = float((batch.get("advantage").squeeze(-1) - reference).abs().max())
     gamma, lmbda = float(a.p.module.advantage_module.gamma), float(a.p.module.advantage_module.lmbda)
     evidence = (
         f"max |A - A_ref| {error:.1e} over {n}x{t} steps holding a time-out and a termination; "
-        f"gamma {gamma:g}, lambda {lmbda:g}"
+        f"gamma {gamma:g}, lambda {lmbda:g}" + (f"; {lost} lost final observation(s) bootstrapped from the last one" if lost else "")
     )
     return (OK if error < 1e-4 else WRONG), evidence
 
@@ -330,7 +340,7 @@ def _value_probe(a: Audit, offset: float) -> tuple[TensorDictBase, torch.Tensor,
     """A mini-batch whose stored (old) values are the current ones +- `offset`."""
     minibatch = _flat_minibatch(a)
     with torch.no_grad():
-        value = a.p.module.critic(minibatch.select("observation").clone()).get("state_value")
+        value = a.p.module.critic(minibatch.select(*a.p.module.critic.in_keys).clone()).get("state_value")
     sign = torch.where(torch.arange(value.shape[0]) % 2 == 0, 1.0, -1.0).reshape(value.shape)
     old = value + offset * sign
     minibatch.set("state_value", old)
@@ -501,9 +511,15 @@ def check_action_clipping(a: Audit) -> tuple[str, str]:
     if not a.continuous:
         return NA, "discrete actions"
     venv = vector_env(a.p.env)
-    sub_env = venv.envs[0] if hasattr(venv, "envs") else venv.env_fns[0]()
-    wrapped = _has_clip_action(sub_env)
-    space = sub_env.unwrapped.action_space  # the task's bounds (ClipAction widens its own space to +-inf)
+    if hasattr(venv, "envs") or hasattr(venv, "env_fns"):  # Gymnasium: a ClipAction wrapper per sub-env
+        sub_env = venv.envs[0] if hasattr(venv, "envs") else venv.env_fns[0]()
+        wrapped, how = _has_clip_action(sub_env), "env clips (ClipAction)"
+        space = sub_env.unwrapped.action_space  # the task's bounds (ClipAction widens its own space to +-inf)
+    elif hasattr(venv, "snapshot"):  # a built-in batched task saturates commands inside its step
+        wrapped, how = _saturates(venv), "task saturates commands in its step (probed: x5 the bound == the bound)"
+        space = venv.single_action_space
+    else:
+        return NA, "Isaac Lab / mjlab env: its action terms process raw actions (no bounds to clip to)"
     low, high = torch.as_tensor(space.low), torch.as_tensor(space.high)
     action = a.batch.get("action").reshape(-1, low.shape[-1])
     outside = int(((action < low) | (action > high)).sum())
@@ -511,10 +527,23 @@ def check_action_clipping(a: Audit) -> tuple[str, str]:
     consistent = a.log_prob_error < 1e-4
     evidence = (f"{outside} of {action.numel()} stored action values outside [{float(low.min()):g}, "
                 f"{float(high.max()):g}], {at_bound} exactly at a bound; stored log-probs are those of the "
-                f"stored actions: {consistent}; env clips (ClipAction): {wrapped}")
+                f"stored actions: {consistent}; {how}: {wrapped}")
     if not a.cfg.env.clip_actions:
         return OFF, evidence
     return (OK if at_bound == 0 and consistent and wrapped else WRONG), evidence
+
+
+def _saturates(task: Any) -> bool:
+    """Whether a built-in task treats actions beyond its bounds as the bounds (state after one step)."""
+    saved = task.snapshot()
+    high = torch.as_tensor(task.single_action_space.high, device=task.device).expand(task.num_envs, -1)
+    outcomes = []
+    for scale in (1.0, 5.0):
+        task.restore(saved)
+        task.step(high * scale)
+        outcomes.append(task.state.clone())
+    task.restore(saved)
+    return torch.equal(outcomes[0], outcomes[1])
 
 
 def _has_clip_action(env: Any) -> bool:

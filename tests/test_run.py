@@ -61,7 +61,7 @@ def test_checkpoint_round_trip_loads_with_weights_only(tmp_path):
     assert not path.with_name("last.ckpt.tmp").exists()
 
 
-@pytest.mark.parametrize("task", ["pendulum", "cartpole", "halfcheetah"])
+@pytest.mark.parametrize("task", ["pendulum", "cartpole", "halfcheetah", "Gr00t-Arm-Reach-v0"])
 def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path, task):
     straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
     extra = ("checkpoint_every=100", "eval_episodes=0")

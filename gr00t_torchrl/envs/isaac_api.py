@@ -4,7 +4,7 @@ Every such env goes through TorchRL's `IsaacLabWrapper` (`IsaacLabApiWrapper` be
 project's transforms, on the env's own device. The wrapper leaves the auto-reset to the env: when
 an env finishes, its final observation is gone (the row already holds the next episode's first
 observation), so TorchRL marks `("next", <obs>)` of that row NaN; `PPOModule.compute_advantages`
-deals with that before GAE (`fill_lost_final_observations`, where the time-out scheme is explained).
+explains how time-outs bootstrap then.
 """
 
 from __future__ import annotations

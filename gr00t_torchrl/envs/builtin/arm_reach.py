@@ -10,19 +10,22 @@ from gr00t_torchrl.envs.builtin.base import BatchedTask, Observations, TaskCfg
 
 LINK_LENGTH = 0.3  # metres, every link
 JOINT_LIMIT = 0.9 * math.pi
-MAX_ACCEL, DAMPING, MAX_SPEED, DT = 10.0, 2.0, 4.0, 0.05
+MAX_SPEED, DT = 2.0, 0.05  # rad/s at a command of 1; control period
 REACHED = 0.05  # metres: success radius
 
 
 class ArmReachTask(BatchedTask):
     """Move the tip of a planar arm of `num_joints` revolute joints onto a target (100 steps, 5 s).
 
-    Each joint is a damped rotor driven by a normalised torque command (acceleration up to
-    10 rad/s^2). The target is drawn in the reachable annulus at every reset.
+    Each joint follows a normalised velocity command (up to 2 rad/s), as a position-controlled
+    robot arm's joints do; a joint at its limit (+-0.9 pi) stops. The target is drawn in the
+    reachable annulus at every reset.
     Actor (`policy` group, proprioception + goal): joint positions, joint velocities, target xy.
     Critic (`critic` group, privileged): the same plus the tip position, the tip-to-target vector
     and the distance, which the actor would have to infer through the kinematics.
-    Reward per step: -distance - 0.01 |command|^2. Success: tip within 5 cm of the target at the end.
+    Reward per step: -distance, plus up to 0.5 for precision (0.5 (1 - tanh(distance / 5 cm)), the
+    fine-grained tracking term of Isaac Lab's reach tasks), - 0.01 |command|^2.
+    Success: tip within 5 cm of the target at the end.
     """
 
     action_dim: int
@@ -53,10 +56,9 @@ class ArmReachTask(BatchedTask):
         return torch.cat([q, q_dot, target], dim=-1)
 
     def _advance(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        q, q_dot, target = self._split(state)
-        q_dot = (q_dot + DT * (MAX_ACCEL * action - DAMPING * q_dot)).clamp(-MAX_SPEED, MAX_SPEED)
-        q_next = (q + DT * q_dot).clamp(-JOINT_LIMIT, JOINT_LIMIT)
-        q_dot = torch.where(q_next.abs() >= JOINT_LIMIT, 0.0, q_dot)  # a joint at its stop halts
+        q, _, target = self._split(state)
+        q_next = (q + DT * MAX_SPEED * action).clamp(-JOINT_LIMIT, JOINT_LIMIT)
+        q_dot = (q_next - q) / DT  # what the joint actually did (zero at a limit)
         return torch.cat([q_next, q_dot, target], dim=-1)
 
     def _distance(self, state: torch.Tensor) -> torch.Tensor:
@@ -71,7 +73,8 @@ class ArmReachTask(BatchedTask):
         return {"policy": self.state.clone(), "critic": torch.cat([self.state, privileged], dim=-1)}
 
     def _reward(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return -self._distance(state) - 0.01 * action.square().sum(-1)
+        distance = self._distance(state)
+        return -distance + 0.5 * (1 - torch.tanh(distance / REACHED)) - 0.01 * action.square().sum(-1)
 
     def _success(self, state: torch.Tensor) -> torch.Tensor:
         return self._distance(state) < REACHED

@@ -1,0 +1,202 @@
+"""The Isaac Lab API path: built-in tensor-batched tasks, the wrapper, auto-reset, time-outs."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+import torch
+from torchrl.envs import VecGymEnvTransform
+from torchrl.envs.libs.isaac_lab import IsaacLabWrapper
+
+from gr00t_torchrl.config import ConfigError, resolve_config
+from gr00t_torchrl.envs import find_transform, make_env, vector_env
+from gr00t_torchrl.envs.builtin import BUILTIN_TASKS, TaskCfg, make_builtin_task
+from gr00t_torchrl.envs.builtin.cartpole import CartpoleTask
+from gr00t_torchrl.envs.isaac_api import IsaacLabApiWrapper
+from gr00t_torchrl.modules import make_actor_critic
+from gr00t_torchrl.ppo_module import PPOModule
+from gr00t_torchrl.transforms import ObservationNorm
+
+HAS_MJLAB = importlib.util.find_spec("mjlab") is not None
+
+
+def config(task: str, *overrides: str):
+    return resolve_config([f"task={task}", "env.num_envs=4", "ppo.num_steps=16", "ppo.num_minibatches=2", *overrides])
+
+
+# ----------------------------------------------------------------------------- the tasks' own API
+
+
+@pytest.mark.parametrize("task_id", list(BUILTIN_TASKS))
+def test_builtin_tasks_have_the_isaac_lab_api(task_id):
+    task = make_builtin_task(task_id, num_envs=5, device="cpu", seed=0, episode_length=3)
+    obs, extras = task.reset()
+    assert set(obs) <= {"policy", "critic"} and obs["policy"].shape == (5, task.policy_dim)
+    assert "log" in extras and task.num_envs == 5 and task.device == torch.device("cpu")
+    assert task.single_observation_space["policy"].shape == (task.policy_dim,)
+    assert task.action_space.shape == (5, task.action_dim)
+    for step in range(3):
+        obs, reward, terminated, truncated, extras = task.step(torch.zeros(5, task.action_dim))
+        assert reward.shape == terminated.shape == truncated.shape == (5,)
+        assert terminated.dtype == truncated.dtype == torch.bool
+        assert {"success_rate", "episodes_finished"} <= set(extras["log"])
+    assert truncated.all() and not terminated.any()  # a time-out at the episode length ...
+    assert (task.episode_length_buf == 0).all()  # ... and every env already restarted
+
+
+def test_auto_reset_restarts_only_the_finished_envs():
+    task = CartpoleTask(TaskCfg(num_envs=4, episode_length=100, seed=0))
+    task.reset()
+    task.state[1, 2] = 0.5  # env 1's pole is past 12 degrees: it terminates on the next step
+    before = task.state.clone()
+    _, reward, terminated, truncated, _ = task.step(torch.zeros(4, 1))
+    assert terminated.tolist() == [False, True, False, False] and not truncated.any()
+    assert reward[1] < 0 < reward[0]  # the failing step costs -2
+    assert task.state[1].abs().max() <= 0.5 and task.episode_length_buf.tolist() == [1, 0, 1, 1]
+    advanced = task._advance(before, torch.zeros(4, 1))
+    assert torch.equal(task.state[[0, 2, 3]], advanced[[0, 2, 3]])  # the others were left alone
+
+
+def test_tasks_saturate_commands_at_their_bounds():
+    task = make_builtin_task("Gr00t-Arm-Reach-v0", num_envs=3, device="cpu", seed=0)
+    task.reset()
+    saved = task.snapshot()
+    task.step(torch.ones(3, 3))
+    at_bound = task.state.clone()
+    task.restore(saved)
+    task.step(5 * torch.ones(3, 3))
+    assert torch.equal(task.state, at_bound)
+
+
+# ----------------------------------------------------------------------------- one wrapper path
+
+
+def test_builtin_tasks_take_the_isaac_lab_wrapper_path():
+    env = make_env(config("Gr00t-Arm-Reach-v0"), seed=0)
+    assert isinstance(env.base_env, IsaacLabWrapper) and type(env.base_env) is IsaacLabApiWrapper
+    assert isinstance(env.transform[0], VecGymEnvTransform)  # TorchRL's auto-reset handling
+    assert set(env.observation_spec.keys()) >= {"observation", "critic"}  # Isaac Lab's groups
+    assert {"reward"} == set(env.reward_keys) and {"done", "terminated", "truncated"} <= set(env.done_keys)
+    td = env.rollout(3)
+    assert td["next", "observation"].shape == (4, 3, 8) and td["next", "critic"].shape == (4, 3, 13)
+
+
+@pytest.mark.skipif(not HAS_MJLAB and not os.environ.get("CI"), reason="mjlab is not installed (pip install -e '.[mjlab]')")
+def test_mjlab_envs_take_the_same_path_with_the_same_keys():
+    builtin = make_env(config("Gr00t-Cartpole-v0"), seed=0)
+    mjlab = make_env(config("Mjlab-Cartpole-Balance"), seed=0)
+    assert type(mjlab.base_env) is type(builtin.base_env) is IsaacLabApiWrapper
+    assert [type(t) for t in mjlab.transform] == [type(t) for t in builtin.transform]
+    assert set(mjlab.observation_spec.keys()) - {"critic"} == set(builtin.observation_spec.keys())
+    assert set(mjlab.done_keys) == set(builtin.done_keys) and mjlab.reward_keys == builtin.reward_keys
+    td = mjlab.rollout(3)
+    assert td["next", "observation"].shape[:2] == (4, 3) and torch.isfinite(td["next", "observation"]).all()
+
+
+def test_a_finished_env_s_final_observation_is_nan_and_the_next_episode_starts():
+    env = make_env(config("Gr00t-Cartpole-v0", "env.normalize_obs=false"), seed=0)
+    task = vector_env(env)
+    td = env.reset()
+    task.state[2, 2] = 0.5  # env 2 fails on the first step
+    td = env.rand_action(td)
+    td, next_td = env.step_and_maybe_reset(td)
+    lost = torch.isnan(td["next", "observation"]).any(-1)
+    assert lost.tolist() == [False, False, True, False]  # Isaac Lab keeps no final observation
+    assert torch.isfinite(next_td["observation"]).all()
+    assert torch.equal(next_td["observation"][[0, 1, 3]], td["next", "observation"][[0, 1, 3]])
+    assert torch.equal(next_td["observation"][2], task.state[2])  # the new episode's first observation
+
+
+def test_observation_statistics_skip_lost_final_observations():
+    env = make_env(config("Gr00t-Cartpole-v0", "env.max_episode_steps=2"), seed=0)
+    env.rollout(6, break_when_any_done=False)  # three time-outs per env, each a NaN row
+    stats = find_transform(env, ObservationNorm).stats[0]
+    assert int(stats.count) == 4 * 6 - 4 * 3 and torch.isfinite(stats.mean).all() and torch.isfinite(stats.var).all()
+
+
+# ----------------------------------------------------------------------------- time-outs in GAE
+
+
+class RecordingCritic(torch.nn.Module):
+    """A linear value whose inputs are recorded (to prove no NaN reaches it)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.linspace(-1, 1, dim))
+        self.inputs: list[torch.Tensor] = []
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        self.inputs.append(obs.detach().clone())
+        return (obs * self.weight).sum(-1, keepdim=True)
+
+
+def test_time_outs_bootstrap_from_the_last_observation_and_terminations_do_not():
+    from torchrl.modules import ValueOperator
+
+    cfg = config("Gr00t-Cartpole-v0", "env.max_episode_steps=3", "env.normalize_obs=false", "env.scale_reward=false",
+                 "ppo.lmbda=0", "ppo.advantage_norm=none", "network.hidden_sizes=8")
+    env = make_env(cfg, seed=0)
+    actor, _ = make_actor_critic(4, env.action_spec, [8])
+    net = RecordingCritic(4)
+    critic = ValueOperator(net, in_keys=["observation"])
+    module = PPOModule(cfg.ppo, actor, critic, num_iterations=1)
+    module.advantage_module.deactivate_vmap = True  # plain calls, so the critic can record its inputs
+    td = env.reset()
+    vector_env(env).state[1, 2] = 0.5  # env 1 terminates on the first step; all envs time out at step 3
+    steps = []
+    for _ in range(4):
+        td = env.rand_action(td)
+        td, next_td = env.step_and_maybe_reset(td)
+        steps.append(td)
+        td = next_td
+    batch = torch.stack(steps, dim=1)  # [env, time]
+    terminated = batch["next", "terminated"].squeeze(-1)
+    truncated = batch["next", "truncated"].squeeze(-1)
+    assert terminated[1, 0] and truncated[0, 2] and not terminated[0, 2]
+    assert torch.isnan(batch["next", "observation"][0, 2]).all()  # the time-out's final observation is lost
+
+    module.compute_advantages(batch)
+    assert net.inputs and all(torch.isfinite(x).all() for x in net.inputs)  # no NaN ever reached the critic
+    gamma = cfg.ppo.gamma
+    value = lambda obs: float((obs * net.weight.detach()).sum())  # noqa: E731
+    reward, advantage, obs = batch["next", "reward"].squeeze(-1), batch["advantage"].squeeze(-1), batch["observation"]
+    # a time-out bootstraps from V(last observation it has), like rsl_rl's r + gamma V(s_{T-1})
+    timeout = reward[0, 2] + gamma * value(obs[0, 2]) - value(obs[0, 2])
+    # a termination does not bootstrap at all
+    termination = reward[1, 0] - value(obs[1, 0])
+    assert float(advantage[0, 2]) == pytest.approx(float(timeout), abs=1e-5)
+    assert float(advantage[1, 0]) == pytest.approx(float(termination), abs=1e-5)
+    assert float(timeout) != pytest.approx(float(termination), abs=1e-3)
+
+
+# ----------------------------------------------------------------------------- config and errors
+
+
+def test_asymmetric_critic_reads_the_privileged_group_by_switch():
+    from gr00t_torchrl.runner import build_pipeline
+    import lightning as L
+
+    fabric = L.Fabric(accelerator="cpu", devices=1)
+    on = build_pipeline(config("Gr00t-Arm-Reach-v0"), fabric)
+    off = build_pipeline(config("Gr00t-Arm-Reach-v0", "network.asymmetric_critic=false"), fabric)
+    assert list(on.module.critic.in_keys) == ["critic"] and list(on.module.actor.in_keys) == ["observation"]
+    assert list(off.module.critic.in_keys) == ["observation"]
+    assert on.module.critic.module[0].in_features == 13 and off.module.critic.module[0].in_features == 8
+    cartpole = build_pipeline(config("Gr00t-Cartpole-v0"), fabric)  # no critic group: symmetric
+    assert list(cartpole.module.critic.in_keys) == ["observation"]
+
+
+def test_isaac_lab_task_without_isaac_lab_is_a_clear_error(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("isaaclab", "mjlab") else real(name, *a))
+    with pytest.raises(ConfigError, match="Isaac Lab is not installed.*Gr00t-Cartpole-v0"):
+        resolve_config(["task=Isaac-Ant-v0"])
+    with pytest.raises(ConfigError, match=r"mjlab is not installed.*\[mjlab\]"):
+        resolve_config(["task=Mjlab-Cartpole-Balance"])
+
+
+def test_unknown_task_names_the_families():
+    with pytest.raises(ConfigError, match="Gr00t-Arm-Reach-v0.*Isaac-\\* or Mjlab-\\*"):
+        resolve_config(["task=Gr00t-Nothing-v0"])
