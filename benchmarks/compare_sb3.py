@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from learning import RESULTS, run_parallel
+from learning import RESULTS, plot_curves, run_parallel
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "ppo_gr00t.py"
 EVAL_SEED_OFFSET = 1_000_000  # as gr00t_torchrl.evaluate
 EVAL_EPISODES = 10
@@ -167,30 +167,6 @@ def run_job(library: str, task: str, steps: int, seed: int, threads: int, same_s
     return {"library": library, "seed": seed, **result}
 
 
-def plot(rows: list[dict], env_id: str, steps: int, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    grid = np.linspace(0, steps, 50)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for library in ("gr00t-torchrl", "sb3"):
-        curves = [np.asarray(r["curve"], dtype=float) for r in rows if r["library"] == library and r["curve"]]
-        if not curves:
-            continue
-        ys = np.stack([np.interp(grid, c[:, 0], c[:, 1], left=np.nan) for c in curves])
-        mean, std = np.nanmean(ys, axis=0), np.nanstd(ys, axis=0)
-        ax.plot(grid, mean, label=f"{library} ({len(curves)} seeds)")
-        ax.fill_between(grid, mean - std, mean + std, alpha=0.25)
-    ax.set_xlabel("env steps")
-    ax.set_ylabel("training episode return")
-    ax.set_title(f"PPO on {env_id}: mean +- std over seeds")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("task", help="a preset of this project, e.g. pendulum")
@@ -254,7 +230,7 @@ def main() -> None:
         )
     text = "\n".join(lines) + "\n"
     (RESULTS / f"{stem}.md").write_text(text)
-    plot(rows, env_id, args.steps, RESULTS / f"{stem}.png")
+    plot_curves(rows, ("gr00t-torchrl", "sb3"), f"PPO on {env_id}", args.steps, RESULTS / f"{stem}.png")
     print(text)
 
 

@@ -45,6 +45,32 @@ def write_rows(rows: list[dict], stem: str) -> Path:
     return path
 
 
+def plot_curves(rows: list[dict], libraries: tuple[str, ...], title: str, steps: int, path: Path) -> None:
+    """Mean +- std over seeds of each library's learning curve (rows hold "library" and "curve")."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    grid = np.linspace(0, steps, 50)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for library in libraries:
+        curves = [np.asarray(r["curve"], dtype=float) for r in rows if r["library"] == library and r["curve"]]
+        if not curves:
+            continue
+        ys = np.stack([np.interp(grid, c[:, 0], c[:, 1], left=np.nan) for c in curves])
+        mean, std = np.nanmean(ys, axis=0), np.nanstd(ys, axis=0)
+        ax.plot(grid, mean, label=f"{library} ({len(curves)} seeds)")
+        ax.fill_between(grid, mean - std, mean + std, alpha=0.25)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("training episode return")
+    ax.set_title(f"{title}: mean +- std over seeds")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
 def run_one(task: str, steps: int, seed: int, overrides: list[str], threads: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"

@@ -83,3 +83,16 @@ def test_command_line_errors_exit_2_without_traceback(argv, tmp_path):
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error: ")
     assert not (tmp_path / "runs").exists()  # nothing ran
+
+
+def test_every_preset_is_a_valid_config():
+    from gr00t_torchrl.config import Config, build_dataclass, deep_merge
+    from gr00t_torchrl.presets import load_preset, preset_names
+
+    names = preset_names()
+    assert {"Isaac-Cartpole-v0", "Isaac-Ant-v0", "Isaac-Velocity-Flat-Anymal-D-v0", "Isaac-Lift-Cube-Franka-v0",
+            "Mjlab-Cartpole-Balance", "Gr00t-Arm-Reach-v0"} <= set(names)
+    for name in names:
+        preset = load_preset(name)
+        cfg = build_dataclass(Config, deep_merge(Config().to_dict(), preset))  # unknown keys or bad values raise
+        assert cfg.env.id == preset["env"]["id"], name

@@ -1,0 +1,175 @@
+"""This project against rsl_rl (Isaac Lab's and mjlab's default PPO) on an mjlab task, on this CPU.
+
+    pip install -e ".[bench,mjlab]"
+    python benchmarks/compare_rsl_rl.py Mjlab-Cartpole-Balance --seeds 3
+
+Both train the same mjlab env (same task config, number of envs and env-step budget, seeds) on the
+CPU: this project through its Isaac Lab path with its preset (`recipes/presets/<task>.yaml`, taken from
+mjlab's rsl_rl config), rsl_rl through mjlab's own `MjlabOnPolicyRunner` with mjlab's registered
+config (`init_at_random_ep_len=True`, as mjlab trains). The budget is rounded down to whole
+iterations of rsl_rl's rollout. Both are evaluated the same way: the mean action, one episode in each
+of 10 envs seeded seed + 1,000,000, raw rewards. Training env steps/s exclude start-up and
+evaluation; raw stepping of the same env with random actions is measured in the same run, so the
+ratio train / raw is each library's pipeline overhead. Each run is its own process, one at a time.
+Writes benchmarks/results/compare_rsl_rl_<task>.csv, .md and .png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import dataclasses
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from compare_sb3 import EVAL_EPISODES, EVAL_SEED_OFFSET, run_ours
+from learning import RESULTS, plot_curves
+
+
+def make_mjlab_env(task: str, num_envs: int, seed: int):
+    import mjlab.tasks  # noqa: F401
+    from mjlab.envs import ManagerBasedRlEnv
+    from mjlab.tasks.registry import load_env_cfg
+
+    cfg = copy.deepcopy(load_env_cfg(task))
+    cfg.scene.num_envs = num_envs
+    cfg.seed = seed
+    return ManagerBasedRlEnv(cfg=cfg, device="cpu")
+
+
+def tensorboard_curve(log_dir: Path, tag: str, steps_per_iteration: int) -> list[tuple[int, float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(log_dir))
+    events.Reload()
+    if tag not in events.Tags().get("scalars", []):
+        return []
+    return [((e.step + 1) * steps_per_iteration, e.value) for e in events.Scalars(tag)]
+
+
+def run_rsl_rl(task: str, num_envs: int, steps: int, seed: int, out: Path) -> None:
+    import torch
+    from mjlab.rl import MjlabOnPolicyRunner, RslRlVecEnvWrapper
+    from mjlab.tasks.registry import load_rl_cfg
+
+    agent = copy.deepcopy(load_rl_cfg(task))
+    agent.seed, agent.logger = seed, "tensorboard"
+    steps_per_iteration = num_envs * agent.num_steps_per_env
+    iterations = max(steps // steps_per_iteration, 1)
+    env = RslRlVecEnvWrapper(make_mjlab_env(task, num_envs, seed), clip_actions=agent.clip_actions)
+    with tempfile.TemporaryDirectory() as log_dir:
+        runner = MjlabOnPolicyRunner(env, dataclasses.asdict(agent), log_dir, "cpu")
+        start = time.perf_counter()
+        runner.learn(num_learning_iterations=iterations, init_at_random_ep_len=True)
+        train_s = time.perf_counter() - start
+        curve = tensorboard_curve(Path(log_dir), "Train/mean_reward", steps_per_iteration)
+        policy = runner.get_inference_policy(device="cpu")
+    eval_env = RslRlVecEnvWrapper(make_mjlab_env(task, EVAL_EPISODES, seed + EVAL_SEED_OFFSET))
+    obs = eval_env.get_observations()
+    returns = torch.zeros(EVAL_EPISODES)
+    finished = torch.zeros(EVAL_EPISODES, dtype=torch.bool)
+    with torch.inference_mode():
+        while not finished.all():
+            obs, reward, done, _ = eval_env.step(policy(obs))
+            returns += reward * ~finished
+            finished |= done.bool()
+    out.write_text(json.dumps({"eval_return": float(returns.mean()), "train_s": train_s,
+                               "env_steps": iterations * steps_per_iteration, "curve": curve}))
+
+
+def raw_steps_per_second(task: str, num_envs: int, steps: int = 60) -> float:
+    import torch
+
+    env = make_mjlab_env(task, num_envs, seed=0)
+    env.reset()
+    actions = [torch.rand(num_envs, env.single_action_space.shape[0]) * 2 - 1 for _ in range(steps + 5)]
+    for action in actions[:5]:
+        env.step(action)  # warm-up (kernels compiled)
+    start = time.perf_counter()
+    for action in actions[5:]:
+        env.step(action)
+    return num_envs * steps / (time.perf_counter() - start)
+
+
+def run_job(library: str, task: str, steps: int, seed: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "result.json"
+        command = [sys.executable, __file__, "--worker", library, task, "--steps", str(steps),
+                   "--seed", str(seed), "--out", str(out)]
+        proc = subprocess.run(command, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{library} seed {seed} failed:\n{proc.stderr[-3000:]}")
+        return {"library": library, "seed": seed, **json.loads(out.read_text())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("task", help="an mjlab task with a preset here, e.g. Mjlab-Cartpole-Balance")
+    parser.add_argument("--steps", type=int, default=None, help="env-step budget (default: the preset's)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--tag", default="", help="suffix of the result files")
+    parser.add_argument("--worker", choices=["gr00t-torchrl", "rsl_rl"], help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    try:
+        import mjlab  # noqa: F401
+    except ImportError:
+        sys.exit("compare_rsl_rl needs mjlab (which brings rsl_rl): pip install -e '.[bench,mjlab]'")
+
+    from gr00t_torchrl.config import resolve_config
+
+    cfg = resolve_config([f"task={args.task}"])
+    num_envs = cfg.env.num_envs
+    from mjlab.tasks.registry import load_rl_cfg
+
+    rollout = num_envs * load_rl_cfg(args.task).num_steps_per_env
+    steps = max((args.steps or cfg.total_steps) // rollout, 1) * rollout
+    if args.worker == "gr00t-torchrl":
+        return run_ours(args.task, steps, args.seed, args.out)
+    if args.worker == "rsl_rl":
+        return run_rsl_rl(args.task, num_envs, steps, args.seed, args.out)
+
+    raw = raw_steps_per_second(args.task, num_envs)
+    rows = [run_job(lib, args.task, steps, seed) for seed in range(1, args.seeds + 1) for lib in ("gr00t-torchrl", "rsl_rl")]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = f"compare_rsl_rl_{args.task}{'_' + args.tag if args.tag else ''}"
+    with (RESULTS / f"{stem}.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["library", "seed", "env_steps", "eval_return", "train_s", "sps", "raw_sps"])
+        for r in rows:
+            writer.writerow([r["library"], r["seed"], r["env_steps"], f"{r['eval_return']:.2f}",
+                             f"{r['train_s']:.1f}", f"{r['env_steps'] / r['train_s']:.0f}", f"{raw:.0f}"])
+    command = " ".join(["python benchmarks/compare_rsl_rl.py", *sys.argv[1:]])
+    lines = [
+        f"# {args.task}: gr00t-torchrl vs rsl_rl, {num_envs} envs, {steps} env steps, CPU",
+        "",
+        f"Command: `{command}` (one run at a time, {os.cpu_count()} cores). Raw stepping of the same env with "
+        f"random actions: {raw:.0f} env steps/s. Eval: mean action, {EVAL_EPISODES} held-out episodes.",
+        "",
+        "| library | eval return, mean +- std | per seed | train wall s, mean | train env steps/s | of raw |",
+        "|---|---|---|---|---|---|",
+    ]
+    for library in ("gr00t-torchrl", "rsl_rl"):
+        mine = [r for r in rows if r["library"] == library]
+        returns = [r["eval_return"] for r in mine]
+        std = statistics.stdev(returns) if len(returns) > 1 else 0.0
+        sps = statistics.mean(r["env_steps"] / r["train_s"] for r in mine)
+        lines.append(f"| {library} | {statistics.mean(returns):.1f} +- {std:.1f} | "
+                     f"{', '.join(f'{x:.1f}' for x in returns)} | {statistics.mean(r['train_s'] for r in mine):.0f} | "
+                     f"{sps:.0f} | {sps / raw:.0%} |")
+    text = "\n".join(lines) + "\n"
+    (RESULTS / f"{stem}.md").write_text(text)
+    plot_curves(rows, ("gr00t-torchrl", "rsl_rl"), f"PPO on {args.task}, {num_envs} envs", steps, RESULTS / f"{stem}.png")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
