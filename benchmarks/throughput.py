@@ -2,13 +2,17 @@
 
     python benchmarks/throughput.py                                  # Pendulum-v1, HalfCheetah-v5 at 1, 8, 32 envs
     python benchmarks/throughput.py --tasks pendulum --envs 8 --frames 16384
+    python benchmarks/throughput.py --tasks Gr00t-Cartpole-v0 Gr00t-Pendulum-SwingUp-v0 Gr00t-Arm-Reach-v0 \
+        --envs 64 512 4096 --frames 131072 --tag batched            # built-in tensor-batched tasks
+    python benchmarks/throughput.py ... --device cuda --tag batched_cuda  # the same on a GPU
 
 For each task and env count, measured one after the other in one process:
-- raw: the same in-process Gymnasium vector env stepped with random actions (no TorchRL, no policy);
+- raw: the same in-process Gymnasium vector env (or batched Isaac-API task) stepped with random
+  actions (no TorchRL, no policy);
 - rollout: the project's collector (TorchRL wrapper, transforms, policy sampling) alone;
 - train: whole PPO iterations (rollout + GAE + epochs x mini-batches), the preset's update settings.
 Ratios (rollout / raw, train / raw) are what to compare: this machine is shared and noisy.
-Writes benchmarks/results/throughput.md and .csv.
+Writes benchmarks/results/throughput[_<tag>].md and .csv.
 """
 
 from __future__ import annotations
@@ -23,10 +27,38 @@ import torch
 from learning import RESULTS, write_rows
 
 
-def raw_sps(env_id: str, num_envs: int, frames: int) -> float:
+def raw_task_sps(env_id: str, num_envs: int, frames: int, device: str) -> float:
+    """Random stepping of a batched Isaac-API task: one tensor of actions per step, on `device`."""
+    from gr00t_torchrl.envs.isaac_api import make_raw_task
+
+    task = make_raw_task(env_id, num_envs, device, seed=0, episode_length=None)
+    task.reset()
+    dim = task.single_action_space.shape[0]
+    steps = max(frames // num_envs, 1)
+    actions = torch.rand(steps + 5, num_envs, dim, device=task.device) * 2 - 1
+    for action in actions[:5]:
+        task.step(action)
+    synchronize(device)
+    start = time.perf_counter()
+    for action in actions[5:]:
+        task.step(action)
+    synchronize(device)
+    return steps * num_envs / (time.perf_counter() - start)
+
+
+def synchronize(device: str) -> None:
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def raw_sps(env_id: str, num_envs: int, frames: int, device: str = "cpu") -> float:
     import gymnasium as gym
 
     from gr00t_torchrl.envs import ResumableSyncVectorEnv
+    from gr00t_torchrl.envs.isaac_api import is_isaac_api_task
+
+    if is_isaac_api_task(env_id):
+        return raw_task_sps(env_id, num_envs, frames, device)
 
     env = ResumableSyncVectorEnv([lambda: gym.make(env_id) for _ in range(num_envs)])
     env.reset(seed=0)
@@ -43,7 +75,7 @@ def raw_sps(env_id: str, num_envs: int, frames: int) -> float:
     return steps * num_envs / elapsed
 
 
-def pipeline_sps(task: str, num_envs: int, frames: int) -> tuple[float, float]:
+def pipeline_sps(task: str, num_envs: int, frames: int, device: str = "cpu") -> tuple[float, float]:
     """(rollout-only steps/s, whole-training-loop steps/s) for `task` with `num_envs` envs."""
     from torchrl.collectors import Collector
 
@@ -52,8 +84,10 @@ def pipeline_sps(task: str, num_envs: int, frames: int) -> tuple[float, float]:
     import lightning as L
 
     num_steps = max(frames // num_envs // 4, 16)
-    cfg = resolve_config([f"task={task}", f"env.num_envs={num_envs}", f"ppo.num_steps={num_steps}"])
-    p = build_pipeline(cfg, L.Fabric(accelerator="cpu", devices=1))
+    accelerator = "cuda" if device.startswith("cuda") else "cpu"
+    cfg = resolve_config([f"task={task}", f"env.num_envs={num_envs}", f"ppo.num_steps={num_steps}",
+                          f"accelerator={accelerator}"])
+    p = build_pipeline(cfg, L.Fabric(accelerator=accelerator, devices=1))
     collector = Collector(
         p.env, p.module.actor, frames_per_batch=cfg.frames_per_batch, total_frames=-1,
         track_traj_ids=False, auto_register_policy_transforms=False,
@@ -65,6 +99,7 @@ def pipeline_sps(task: str, num_envs: int, frames: int) -> tuple[float, float]:
     start = time.perf_counter()
     for _ in range(iterations):
         next(batches)
+    synchronize(device)
     rollout = iterations * cfg.frames_per_batch / (time.perf_counter() - start)
 
     start = time.perf_counter()
@@ -73,6 +108,7 @@ def pipeline_sps(task: str, num_envs: int, frames: int) -> tuple[float, float]:
         p.module.compute_advantages(batch)
         p.module.update(batch, p.optimizer, p.fabric_module.training_step)
         p.scheduler.step()
+    synchronize(device)
     train = iterations * cfg.frames_per_batch / (time.perf_counter() - start)
     collector.shutdown()
     return rollout, train
@@ -83,6 +119,8 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=["pendulum", "halfcheetah"])
     parser.add_argument("--envs", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--frames", type=int, default=8192, help="env steps per measurement")
+    parser.add_argument("--device", default="cpu", help="device of batched Isaac-API tasks and the networks (cpu, cuda)")
+    parser.add_argument("--tag", default="", help="suffix of the result files")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     from gr00t_torchrl.presets import load_preset
@@ -91,8 +129,8 @@ def main() -> None:
     for task in args.tasks:
         env_id = load_preset(task).get("env", {}).get("id", task)
         for n in args.envs:
-            raw = raw_sps(env_id, n, args.frames)
-            rollout, train = pipeline_sps(task, n, args.frames)
+            raw = raw_sps(env_id, n, args.frames, args.device)
+            rollout, train = pipeline_sps(task, n, args.frames, args.device)
             row = {
                 "task": task, "num_envs": n, "raw_sps": round(raw), "rollout_sps": round(rollout),
                 "train_sps": round(train), "rollout_vs_raw": round(rollout / raw, 3), "train_vs_raw": round(train / raw, 3),
@@ -100,9 +138,10 @@ def main() -> None:
             print(row, flush=True)
             rows.append(row)
 
-    write_rows(rows, "throughput")
+    stem = f"throughput_{args.tag}" if args.tag else "throughput"
+    write_rows(rows, stem)
     lines = [
-        "# Throughput (env steps/s, this 2-core CPU machine)",
+        f"# Throughput (env steps/s, {'this 2-core CPU machine' if args.device == 'cpu' else args.device})",
         "",
         f"Command: `python benchmarks/throughput.py {' '.join(f'--{k} ' + ' '.join(map(str, v)) if isinstance(v, list) else f'--{k} {v}' for k, v in vars(args).items())}`; "
         f"torch threads: {torch.get_num_threads()}.",
@@ -116,7 +155,7 @@ def main() -> None:
             f"{r['rollout_vs_raw']:.2f} | {r['train_vs_raw']:.2f} |"
         )
     text = "\n".join(lines) + "\n"
-    (RESULTS / "throughput.md").write_text(text)
+    (RESULTS / f"{stem}.md").write_text(text)
     print(text)
 
 

@@ -11,9 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import importlib.util
+
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+HAS_MJLAB = importlib.util.find_spec("mjlab") is not None
 
 
 def run_script(name: str, *args: str, out: Path) -> str:
@@ -65,3 +68,21 @@ def test_throughput_and_ddp_scaling_benchmarks(tmp_path):
     layouts = [r["layout"] for r in rows(tmp_path / "scaling_ddp_pendulum.csv")]
     assert len(layouts) == 3 and layouts[-1].startswith("2 ranks")
     assert "all-reduce" in out
+
+
+@pytest.mark.slow
+def test_batched_throughput_benchmark(tmp_path):
+    run_script("throughput.py", "--tasks", "Gr00t-Cartpole-v0", "--envs", "16", "--frames", "1024",
+               "--tag", "batched", out=tmp_path)
+    [row] = rows(tmp_path / "throughput_batched.csv")
+    assert row["task"] == "Gr00t-Cartpole-v0" and float(row["raw_sps"]) > 0 and float(row["train_sps"]) > 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (HAS_MJLAB or os.environ.get("CI")), reason="mjlab is not installed (pip install -e '.[mjlab]')")
+def test_compare_rsl_rl_trains_both_libraries(tmp_path):
+    out = run_script("compare_rsl_rl.py", "Mjlab-Cartpole-Balance", "--steps", "8192", "--seeds", "1", out=tmp_path)
+    assert "| gr00t-torchrl |" in out and "| rsl_rl |" in out
+    table = rows(tmp_path / "compare_rsl_rl_Mjlab-Cartpole-Balance.csv")
+    assert {r["library"] for r in table} == {"gr00t-torchrl", "rsl_rl"}
+    assert (tmp_path / "compare_rsl_rl_Mjlab-Cartpole-Balance.png").stat().st_size > 0

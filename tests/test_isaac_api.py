@@ -59,6 +59,15 @@ def test_auto_reset_restarts_only_the_finished_envs():
     assert torch.equal(task.state[[0, 2, 3]], advanced[[0, 2, 3]])  # the others were left alone
 
 
+def test_training_tasks_start_at_random_points_of_their_time_limit():
+    train = make_builtin_task("Gr00t-Cartpole-v0", num_envs=64, device="cpu", seed=0, random_start=True)
+    train.reset()
+    assert train.episode_length_buf.unique().numel() > 10 and train.episode_length_buf.max() < 250
+    evaluation = make_builtin_task("Gr00t-Cartpole-v0", num_envs=64, device="cpu", seed=0)
+    evaluation.reset()
+    assert (evaluation.episode_length_buf == 0).all()
+
+
 def test_tasks_saturate_commands_at_their_bounds():
     task = make_builtin_task("Gr00t-Arm-Reach-v0", num_envs=3, device="cpu", seed=0)
     task.reset()
@@ -96,7 +105,7 @@ def test_mjlab_envs_take_the_same_path_with_the_same_keys():
 
 
 def test_a_finished_env_s_final_observation_is_nan_and_the_next_episode_starts():
-    env = make_env(config("Gr00t-Cartpole-v0", "env.normalize_obs=false"), seed=0)
+    env = make_env(config("Gr00t-Cartpole-v0", "env.normalize_obs=false"), seed=0, train=False)
     task = vector_env(env)
     td = env.reset()
     task.state[2, 2] = 0.5  # env 2 fails on the first step
@@ -110,7 +119,7 @@ def test_a_finished_env_s_final_observation_is_nan_and_the_next_episode_starts()
 
 
 def test_observation_statistics_skip_lost_final_observations():
-    env = make_env(config("Gr00t-Cartpole-v0", "env.max_episode_steps=2"), seed=0)
+    env = make_env(config("Gr00t-Cartpole-v0", "env.max_episode_steps=2"), seed=0, train=False)
     env.rollout(6, break_when_any_done=False)  # three time-outs per env, each a NaN row
     stats = find_transform(env, ObservationNorm).stats[0]
     assert int(stats.count) == 4 * 6 - 4 * 3 and torch.isfinite(stats.mean).all() and torch.isfinite(stats.var).all()
@@ -137,7 +146,7 @@ def test_time_outs_bootstrap_from_the_last_observation_and_terminations_do_not()
 
     cfg = config("Gr00t-Cartpole-v0", "env.max_episode_steps=3", "env.normalize_obs=false", "env.scale_reward=false",
                  "ppo.lmbda=0", "ppo.advantage_norm=none", "network.hidden_sizes=8")
-    env = make_env(cfg, seed=0)
+    env = make_env(cfg, seed=0, train=False)  # episodes in lock-step: every env times out at step 3
     actor, _ = make_actor_critic(4, env.action_spec, [8])
     net = RecordingCritic(4)
     critic = ValueOperator(net, in_keys=["observation"])

@@ -57,11 +57,17 @@ def check_isaac_api_task(env_id: str) -> None:
         )
 
 
-def make_raw_task(env_id: str, num_envs: int, device: str, seed: int, episode_length: int | None) -> Any:
+def make_raw_task(
+    env_id: str, num_envs: int, device: str, seed: int, episode_length: int | None, train: bool = False
+) -> Any:
     """The unwrapped Isaac-API env of `env_id`, with `num_envs` envs on `device`."""
     check_isaac_api_task(env_id)
     if env_id in BUILTIN_TASKS:
-        return make_builtin_task(env_id, num_envs, device, seed, episode_length)
+        return make_builtin_task(env_id, num_envs, device, seed, episode_length, random_start=train)
+    if episode_length is not None:
+        raise ConfigError(
+            f"env.max_episode_steps cannot be set for '{env_id}': its time limit is the env cfg's episode_length_s."
+        )
     if env_id.startswith(MJLAB_PREFIX):
         from gr00t_torchrl.envs.mjlab_adapter import make_mjlab_env
 
@@ -83,7 +89,7 @@ def make_isaac_api_env(
     """An Isaac-API task wrapped the Isaac Lab way, with the project's transforms, on `device`."""
     from gr00t_torchrl.transforms import EpisodeStatistics, ObservationNorm, RewardScaling
 
-    task = make_raw_task(cfg.env.id, num_envs, str(device), seed, cfg.env.max_episode_steps)
+    task = make_raw_task(cfg.env.id, num_envs, str(device), seed, cfg.env.max_episode_steps, train=train)
     env = IsaacLabApiWrapper(task, device=torch.device(device))
     if not isinstance(env, TransformedEnv):  # TorchRL adds its auto-reset transform to batched envs
         raise ConfigError(f"The task '{cfg.env.id}' did not wrap as a batched env (num_envs={num_envs}).")

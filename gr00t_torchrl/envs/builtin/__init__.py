@@ -17,10 +17,13 @@ BUILTIN_TASKS: dict[str, tuple[Callable[[TaskCfg], BatchedTask], int]] = {
 }
 
 
-def make_builtin_task(task_id: str, num_envs: int, device: str, seed: int, episode_length: int | None = None) -> BatchedTask:
+def make_builtin_task(
+    task_id: str, num_envs: int, device: str, seed: int, episode_length: int | None = None, random_start: bool = False
+) -> BatchedTask:
     """A built-in task by id, with `num_envs` envs on `device`."""
     task_class, default_length = BUILTIN_TASKS[task_id]
-    return task_class(TaskCfg(num_envs=num_envs, device=device, episode_length=episode_length or default_length, seed=seed))
+    cfg = TaskCfg(num_envs, device, episode_length or default_length, seed, random_start)
+    return task_class(cfg)
 
 
 __all__ = ["BUILTIN_TASKS", "ArmReachTask", "BatchedTask", "CartpoleTask", "PendulumSwingUpTask", "TaskCfg", "make_builtin_task"]

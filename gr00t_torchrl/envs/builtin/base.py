@@ -20,6 +20,9 @@ class TaskCfg:
     device: str = "cpu"
     episode_length: int = 200  # steps; reaching it is a time-out (truncation), not a termination
     seed: int = 0
+    # a full reset starts each env at a random point of its time limit, so episodes do not end in
+    # lock-step (rsl_rl's init_at_random_ep_len for Isaac Lab); training envs only
+    random_start: bool = False
 
 
 class BatchedTask(gym.vector.VectorEnv):
@@ -77,6 +80,10 @@ class BatchedTask(gym.vector.VectorEnv):
             self.generator.manual_seed(seed)
         everyone = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
         self._reset_where(everyone)
+        if self.cfg.random_start:
+            self.episode_length_buf = torch.randint(
+                0, self.max_episode_length, (self.num_envs,), generator=self.generator, device=self.device
+            )
         self.extras = {"log": {}}
         return self._observations(), self.extras
 
