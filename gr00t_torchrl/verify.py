@@ -539,10 +539,10 @@ def _saturates(task: Any) -> bool:
     high = torch.as_tensor(task.single_action_space.high, device=task.device).expand(task.num_envs, -1)
     outcomes = []
     for scale in (1.0, 5.0):
-        task.restore(saved)
+        task.restore(saved, resume=False)
         task.step(high * scale)
         outcomes.append(task.state.clone())
-    task.restore(saved)
+    task.restore(saved, resume=False)
     return torch.equal(outcomes[0], outcomes[1])
 
 

@@ -67,6 +67,7 @@ class BatchedTask(gym.vector.VectorEnv):
         self.state = torch.zeros(self.num_envs, self.state_dim, device=self.device)
         self.episode_length_buf = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
         self.extras: dict[str, Any] = {}
+        self._restored = False
 
     @staticmethod
     def _box(dim: int) -> gym.spaces.Box:
@@ -75,7 +76,11 @@ class BatchedTask(gym.vector.VectorEnv):
     # ------------------------------------------------------------------ the Isaac Lab API
 
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[Observations, dict[str, Any]]:
-        """Starts a new episode in every env."""
+        """Starts a new episode in every env (after `restore`, the first call continues the restored ones)."""
+        if self._restored:  # the collector's first reset after a resume: keep the restored episodes
+            self._restored = False
+            self.extras = {"log": {}}
+            return self._observations(), self.extras
         if seed is not None:
             self.generator.manual_seed(seed)
         everyone = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
@@ -119,10 +124,12 @@ class BatchedTask(gym.vector.VectorEnv):
         return {"state": self.state.clone(), "episode_length": self.episode_length_buf.clone(),
                 "generator": self.generator.get_state()}
 
-    def restore(self, snapshot: dict[str, torch.Tensor]) -> None:
+    def restore(self, snapshot: dict[str, torch.Tensor], resume: bool = True) -> None:
+        """Puts a snapshot back; with `resume`, the next `reset()` continues its episodes instead of new ones."""
         self.state = snapshot["state"].to(self.device)
         self.episode_length_buf = snapshot["episode_length"].to(self.device)
         self.generator.set_state(snapshot["generator"])
+        self._restored = resume
 
     # ------------------------------------------------------------------ helpers for subclasses
 
