@@ -82,6 +82,9 @@ class PPOConfig:
     lr: float = _field(3e-4, "Adam learning rate", gt=0.0)
     adam_eps: float = _field(1e-5, "detail 3: Adam epsilon", gt=0.0)
     anneal_lr: bool = _field(True, "detail 4: anneal the learning rate linearly to 0")
+    desired_kl: float | None = _field(
+        None, "rsl_rl's KL-adaptive learning rate instead of annealing: aim each mini-batch's KL at this (none: off)", gt=0.0
+    )
     target_kl: float | None = _field(None, "stop the epoch loop when approx KL exceeds this (none: off)", gt=0.0)
     max_bad_updates: int = _field(
         10, "stop the run after this many consecutive non-finite updates (each is skipped)", ge=1
@@ -268,6 +271,11 @@ def _check_consistency(cfg: Config) -> None:
         raise ConfigError(
             f"The setting 'ppo.num_minibatches' ({cfg.ppo.num_minibatches}) is larger than the batch "
             f"env.num_envs * ppo.num_steps = {cfg.frames_per_batch}."
+        )
+    if cfg.ppo.desired_kl is not None and cfg.ppo.anneal_lr:
+        raise ConfigError(
+            "The settings 'ppo.desired_kl' (an adaptive learning rate) and 'ppo.anneal_lr' (a linear one) exclude "
+            "each other; set ppo.anneal_lr=false with ppo.desired_kl."
         )
     if not cfg.network.hidden_sizes or min(cfg.network.hidden_sizes) < 1:
         raise ConfigError("The setting 'network.hidden_sizes' needs at least one layer of width >= 1.")

@@ -71,13 +71,20 @@ class PPOModule(L.LightningModule):
             functional=False,
         )
         self.update_metrics = torch.nn.ModuleDict({name: MeanMetric() for name in UPDATE_METRICS})
+        # the KL-adaptive LR's multiplier of cfg.lr (a buffer: checkpoints carry it)
+        self.register_buffer("adaptive_lr_scale", torch.ones((), dtype=torch.float64))
         self.skipped_updates = 0
         self.bad_updates_in_a_row = 0
 
     # ------------------------------------------------------------------ optimizer
 
     def lr_factor(self, iteration: int) -> float:
-        """detail 4: linear annealing to 0 over the run (factor 1 at the first iteration)."""
+        """detail 4: linear annealing to 0 over the run (factor 1 at the first iteration).
+
+        With `desired_kl`, the factor is the KL-adaptive multiplier instead (see `_adapt_lr`).
+        """
+        if self.cfg.desired_kl is not None:
+            return float(self.adaptive_lr_scale)
         if not self.cfg.anneal_lr:
             return 1.0
         return max(1.0 - iteration / self.num_iterations, 0.0)
@@ -152,6 +159,8 @@ class PPOModule(L.LightningModule):
             order = torch.randperm(flat.shape[0], device=flat.device)
             for indices in torch.tensor_split(order, self.cfg.num_minibatches):
                 losses = loss_fn(flat[indices])
+                if self.cfg.desired_kl is not None:
+                    self._adapt_lr(optimizer, losses)
                 loss = losses["loss_objective"] + losses["loss_critic"] + losses["loss_entropy"]
                 optimizer.zero_grad(set_to_none=True)
                 if self._fabric is not None:
@@ -181,6 +190,27 @@ class PPOModule(L.LightningModule):
         stats["epochs_run"] = float(epochs_run)
         stats["skipped_updates"] = float(self.skipped_updates)
         return stats
+
+    @torch.no_grad()
+    def _adapt_lr(self, optimizer: torch.optim.Optimizer, losses: TensorDictBase) -> None:
+        """rsl_rl's adaptive schedule: before each step, LR / 1.5 if KL > 2 x desired, x 1.5 if KL < desired / 2.
+
+        KL is the mini-batch's approximate KL to the rollout policy (k3 estimator), averaged over
+        ranks so every rank sets the same LR; the LR stays within [1e-5, 1e-2] as in rsl_rl.
+        """
+        kl = (losses["mean_ratio"] - 1.0 + losses["kl_approx"]).detach().float()
+        if self._fabric is not None and self._fabric.world_size > 1:
+            kl = self._fabric.all_reduce(kl, reduce_op="mean")
+        kl, target = float(kl), self.cfg.desired_kl
+        scale = float(self.adaptive_lr_scale)
+        if kl > 2.0 * target:
+            scale /= 1.5
+        elif 0.0 < kl < target / 2.0:
+            scale *= 1.5
+        scale = min(max(scale, 1e-5 / self.cfg.lr), 1e-2 / self.cfg.lr)
+        self.adaptive_lr_scale.fill_(scale)
+        for group in optimizer.param_groups:
+            group["lr"] = self.cfg.lr * scale
 
     def _clip_gradients(self, optimizer: torch.optim.Optimizer, max_norm: float) -> torch.Tensor:
         if self._fabric is not None:

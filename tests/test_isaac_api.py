@@ -209,3 +209,15 @@ def test_isaac_lab_task_without_isaac_lab_is_a_clear_error(monkeypatch):
 def test_unknown_task_names_the_families():
     with pytest.raises(ConfigError, match="Gr00t-Arm-Reach-v0.*Isaac-\\* or Mjlab-\\*"):
         resolve_config(["task=Gr00t-Nothing-v0"])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_MJLAB and not os.environ.get("CI"), reason="mjlab is not installed (pip install -e '.[mjlab]')")
+def test_mjlab_cartpole_learns_to_balance(tmp_path):
+    from gr00t_torchrl.runner import train
+
+    # the preset (mjlab's rsl_rl settings, 256 envs) for 24 iterations; an untrained policy scores 3-12
+    # of the 50 a balanced pole collects over a 1000-step episode (measured: 48.8 at this budget, seed 1)
+    result = train(resolve_config(["task=Mjlab-Cartpole-Balance", "total_steps=196608", "eval_episodes=4",
+                                   f"run_dir={tmp_path / 'run'}", "progress_bar=false"]))
+    assert result["eval_return_mean"] > 35

@@ -71,3 +71,31 @@ def test_non_finite_updates_are_skipped_then_stop_the_run():
     with pytest.raises(NonFiniteUpdateError, match="2 consecutive"):
         module.update(batch, optimizer)
     assert all(torch.isfinite(p).all() for p in parameters(module))
+
+
+def test_kl_adaptive_learning_rate_follows_the_measured_kl():
+    from tensordict import TensorDict
+
+    from gr00t_torchrl.config import ConfigError
+
+    module, optimizer, batch = module_and_batch("ppo.anneal_lr=false", "ppo.desired_kl=0.01", "ppo.lr=1e-3")
+
+    def losses(kl: float) -> TensorDict:  # k3 estimator: mean_ratio - 1 + kl_approx
+        return TensorDict({"mean_ratio": torch.tensor(1.0), "kl_approx": torch.tensor(kl)}, [])
+
+    module._adapt_lr(optimizer, losses(0.001))  # far below the target: faster
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1.5e-3)
+    module._adapt_lr(optimizer, losses(0.05))  # far above: slower
+    module._adapt_lr(optimizer, losses(0.05))
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 / 1.5)
+    module._adapt_lr(optimizer, losses(0.01))  # on target: unchanged
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 / 1.5)
+    for _ in range(40):
+        module._adapt_lr(optimizer, losses(0.0001))
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-2)  # rsl_rl's bounds
+    assert module.lr_factor(5) == pytest.approx(10.0)  # the per-iteration scheduler keeps the adapted LR
+    assert float(module.state_dict()["adaptive_lr_scale"]) == pytest.approx(10.0)  # checkpointed
+    stats = module.update(batch, optimizer)  # a real update runs with it
+    assert stats["epochs_run"] >= 1
+    with pytest.raises(ConfigError, match="desired_kl.*anneal_lr"):
+        tiny_config("ppo.desired_kl=0.01")

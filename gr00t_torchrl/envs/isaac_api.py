@@ -71,7 +71,7 @@ def make_raw_task(
     if env_id.startswith(MJLAB_PREFIX):
         from gr00t_torchrl.envs.mjlab_adapter import make_mjlab_env
 
-        return make_mjlab_env(env_id, num_envs, device, seed)
+        return make_mjlab_env(env_id, num_envs, device, seed, random_start=train)
     from gr00t_torchrl.envs.isaaclab_launch import make_isaaclab_env
 
     return make_isaaclab_env(env_id, num_envs, device, seed)

@@ -33,13 +33,16 @@ class MjlabAdapter(gym.vector.VectorEnv):
     (obs, reward, terminated, truncated, extras)`, auto-reset inside `step`) but is not a gymnasium
     env and has its own space classes. This converts the spaces, renames the `actor` group to
     Isaac Lab's `policy`, and passes everything else through, tensors untouched on the env's device.
+    With `random_start` (training envs), a full reset starts each env at a random point of its time
+    limit, as mjlab's own training does.
     """
 
     metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP, "render_modes": []}
     autoreset_mode = gym.vector.AutoresetMode.SAME_STEP  # without the final observation, as in Isaac Lab
 
-    def __init__(self, env: Any) -> None:
+    def __init__(self, env: Any, random_start: bool = False) -> None:
         self.env = env
+        self.random_start = random_start
         self.num_envs = env.num_envs
         self.device = torch.device(env.device)
         self.single_observation_space = to_gymnasium_space(env.single_observation_space)
@@ -53,6 +56,9 @@ class MjlabAdapter(gym.vector.VectorEnv):
 
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict[str, torch.Tensor], dict]:
         obs, extras = self.env.reset(seed=seed, options=options)
+        if self.random_start:  # as mjlab trains (rsl_rl's init_at_random_ep_len): episodes not in lock-step
+            buffer = self.env.episode_length_buf
+            self.env.episode_length_buf = torch.randint_like(buffer, high=int(self.env.max_episode_length))
         return self._rename(obs), extras
 
     def step(self, action: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor, dict]:
@@ -67,7 +73,7 @@ class MjlabAdapter(gym.vector.VectorEnv):
         return self
 
 
-def make_mjlab_env(task_id: str, num_envs: int, device: str, seed: int) -> MjlabAdapter:
+def make_mjlab_env(task_id: str, num_envs: int, device: str, seed: int, random_start: bool = False) -> MjlabAdapter:
     """An mjlab task from mjlab's registry, with `num_envs` envs on `device`, seeded."""
     import mjlab.tasks  # noqa: F401  (registers the tasks)
     from mjlab.envs import ManagerBasedRlEnv
@@ -78,4 +84,4 @@ def make_mjlab_env(task_id: str, num_envs: int, device: str, seed: int) -> Mjlab
     cfg = copy.deepcopy(load_env_cfg(task_id))
     cfg.scene.num_envs = num_envs
     cfg.seed = seed
-    return MjlabAdapter(ManagerBasedRlEnv(cfg=cfg, device=str(device)))
+    return MjlabAdapter(ManagerBasedRlEnv(cfg=cfg, device=str(device)), random_start)
