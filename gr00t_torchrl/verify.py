@@ -568,10 +568,14 @@ def check_obs_norm(a: Audit) -> tuple[str, str]:
     normalizes = torch.allclose(norm.normalize(0, probe), expected, atol=1e-5)
     in_state = any(k.endswith("mean") for k in a.p.env.transform.state_dict())
     seen = int(stats.count)
-    evidence = (f"statistics over {seen} observations (rollout of {a.cfg.frames_per_batch}), mean "
+    # auto-reset envs lose each finished episode's final observation (NaN): not a statistic
+    lost = int(torch.isnan(a.raw_batch.get(("next", "observation"))).any(-1).sum())
+    expected_seen = a.cfg.frames_per_batch - lost
+    evidence = (f"statistics over {seen} observations (rollout of {a.cfg.frames_per_batch}"
+                f"{f', {lost} lost final observations skipped' if lost else ''}), mean "
                 f"{[round(x, 3) for x in stats.mean.tolist()[:3]]}..., normalizes a probe correctly: {normalizes}; "
                 f"in the checkpointed state: {in_state}")
-    ok = normalizes and in_state and (seen >= a.cfg.frames_per_batch or a.trained) and not norm.frozen
+    ok = normalizes and in_state and (seen >= expected_seen or a.trained) and not norm.frozen
     return (OK if ok else WRONG), evidence
 
 

@@ -139,3 +139,11 @@ def test_verify_rejects_bad_input_with_exit_code_2(tmp_path, capsys):
     assert main(["verify", "ppo.bogus=1"]) == 2
     err = capsys.readouterr().err
     assert "NoSuchTask-v0" in err and "config.yaml" in err and "bogus" in err
+
+
+def test_a_whole_audit_of_a_builtin_batched_task_has_no_failure():
+    findings = {f.number: f for f in Audit(tiny_config("task=Gr00t-Arm-Reach-v0", "env.max_episode_steps=8")).run()}
+    assert not [f for f in findings.values() if f.failed]
+    assert findings[5].status == "ok" and "lost final observation" in findings[5].evidence  # auto-reset time-outs
+    assert findings[27].status == "ok" and "saturates" in findings[27].evidence
+    assert "critic 13x" in findings[26].evidence  # the asymmetric critic reads the privileged group
