@@ -270,6 +270,11 @@ def train(
         total_frames=-1,
         track_traj_ids=False,
         auto_register_policy_transforms=False,
+        # rollouts are stored where the update runs: for an Isaac-API env on a GPU, the env's own
+        # device, so nothing goes through the host
+        env_device=p.env.device,
+        policy_device=fabric.device,
+        storing_device=fabric.device,
     )
     if saved is not None:  # after every construction step that may draw random numbers
         ckpt.set_rng_state(saved["ranks"][fabric.global_rank]["rng"])

@@ -13,11 +13,12 @@ import importlib.util
 from typing import Any
 
 import torch
-from torchrl.envs import Compose, RenameTransform, TransformedEnv
+from torchrl.envs import RenameTransform, TransformedEnv
 from torchrl.envs.libs.isaac_lab import IsaacLabWrapper
 
 from gr00t_torchrl.config import Config, ConfigError
 from gr00t_torchrl.envs.builtin import BUILTIN_TASKS, make_builtin_task
+from gr00t_torchrl.transforms import EpisodeStatistics, ObservationNorm, RewardScaling
 
 ISAAC_PREFIX, MJLAB_PREFIX = "Isaac-", "Mjlab-"
 POLICY_GROUP, CRITIC_GROUP = "policy", "critic"  # Isaac Lab's observation group names
@@ -87,16 +88,13 @@ def make_isaac_api_env(
     cfg: Config, seed: int, *, num_envs: int, train: bool, device: str | torch.device
 ) -> TransformedEnv:
     """An Isaac-API task wrapped the Isaac Lab way, with the project's transforms, on `device`."""
-    from gr00t_torchrl.transforms import EpisodeStatistics, ObservationNorm, RewardScaling
-
     task = make_raw_task(cfg.env.id, num_envs, str(device), seed, cfg.env.max_episode_steps, train=train)
     env = IsaacLabApiWrapper(task, device=torch.device(device))
     if not isinstance(env, TransformedEnv):  # TorchRL adds its auto-reset transform to batched envs
         raise ConfigError(f"The task '{cfg.env.id}' did not wrap as a batched env (num_envs={num_envs}).")
     # the actor reads "observation" whatever the env: Isaac Lab calls the actor's group "policy"
-    transforms: list = [RenameTransform([POLICY_GROUP], ["observation"], create_copy=False)]
-    transforms.append(EpisodeStatistics(num_envs))
-    env.append_transform(Compose(*transforms))
+    env.append_transform(RenameTransform([POLICY_GROUP], ["observation"], create_copy=False))
+    env.append_transform(EpisodeStatistics(num_envs))
     if cfg.env.normalize_obs:
         keys = observation_groups(env)
         shapes = [tuple(env.observation_spec[key].shape[1:]) for key in keys]
