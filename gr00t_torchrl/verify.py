@@ -226,6 +226,8 @@ def check_lr_annealing(a: Audit) -> tuple[str, str]:
     factors = [factor(k) for k in range(n + 1)]
     linear = all(abs(f - (1.0 - k / n)) < 1e-9 for k, f in enumerate(factors))
     evidence = f"LR factor {factors[0]:.3g} -> {factors[n // 2]:.3g} -> {factors[n]:.3g} over {n} iterations"
+    if a.cfg.ppo.desired_kl is not None:
+        evidence += f"; rsl_rl's KL-adaptive LR instead (desired KL {a.cfg.ppo.desired_kl:g})"
     if not a.cfg.ppo.anneal_lr:
         return (OFF if all(f == 1.0 for f in factors) else WRONG), evidence
     return (OK if linear else WRONG), evidence
