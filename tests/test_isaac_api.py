@@ -94,8 +94,9 @@ def test_builtin_tasks_take_the_isaac_lab_wrapper_path():
 
 @pytest.mark.skipif(not HAS_MJLAB and not os.environ.get("CI"), reason="mjlab is not installed (pip install -e '.[mjlab]')")
 def test_mjlab_envs_take_the_same_path_with_the_same_keys():
-    builtin = make_env(config("Gr00t-Cartpole-v0"), seed=0)
-    mjlab = make_env(config("Mjlab-Cartpole-Balance"), seed=0)
+    same = ("env.normalize_obs=true", "env.scale_reward=true")  # the presets differ here
+    builtin = make_env(config("Gr00t-Cartpole-v0", *same), seed=0)
+    mjlab = make_env(config("Mjlab-Cartpole-Balance", *same), seed=0)
     assert type(mjlab.base_env) is type(builtin.base_env) is IsaacLabApiWrapper
     assert [type(t) for t in mjlab.transform] == [type(t) for t in builtin.transform]
     assert set(mjlab.observation_spec.keys()) - {"critic"} == set(builtin.observation_spec.keys())
@@ -216,8 +217,9 @@ def test_unknown_task_names_the_families():
 def test_mjlab_cartpole_learns_to_balance(tmp_path):
     from gr00t_torchrl.runner import train
 
-    # the preset (mjlab's rsl_rl settings, 256 envs) for 24 iterations; an untrained policy scores 3-12
-    # of the 50 a balanced pole collects over a 1000-step episode (measured: 48.8 at this budget, seed 1)
-    result = train(resolve_config(["task=Mjlab-Cartpole-Balance", "total_steps=196608", "eval_episodes=4",
+    # the preset as it is (mjlab's rsl_rl settings, 256 envs, 50 iterations, about a minute); an
+    # untrained policy scores 3-12 of the 50 a balanced pole collects over a 1000-step episode
+    # (measured with one torch thread: 49.9, 50.0, 49.6 for seeds 1-3)
+    result = train(resolve_config(["task=Mjlab-Cartpole-Balance", "seed=1", "eval_episodes=4",
                                    f"run_dir={tmp_path / 'run'}", "progress_bar=false"]))
-    assert result["eval_return_mean"] > 35
+    assert result["eval_return_mean"] > 40
