@@ -37,9 +37,10 @@ class BatchedTask(gym.vector.VectorEnv):
     `IsaacLabWrapper` recognises a batched env when Isaac Lab itself is not installed.
 
     Resets are masked (`torch.where`), never indexed by ids, so a step has no host synchronisation.
-    Subclasses set `state_dim`, `action_dim`, `policy_dim` (and `critic_dim`) and define `_sample_state`, `_advance`, `_observations`,
-    `_reward`, `_terminated` and `_success`; actions in [-1, 1] are the task's normalised
-    actuator commands and larger ones saturate (the policy's own sample is what PPO stores).
+    Subclasses set `state_dim`, `action_dim`, `policy_dim` (and `critic_dim`) and define
+    `_sample_state`, `_advance`, `_observations`, `_reward`, `_terminated` and `_success`; actions
+    in [-1, 1] are the task's normalised actuator commands and larger ones saturate (the policy's
+    own sample is what PPO stores).
     """
 
     metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP, "render_modes": []}
