@@ -22,7 +22,6 @@ import csv
 import dataclasses
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,18 +29,12 @@ import time
 from pathlib import Path
 
 from compare_sb3 import EVAL_EPISODES, EVAL_SEED_OFFSET, run_ours
-from learning import RESULTS, plot_curves
+from learning import RESULTS, plot_curves, summarize
+from throughput import raw_task_sps
 
+from gr00t_torchrl.envs.mjlab_adapter import make_mjlab_env
 
-def make_mjlab_env(task: str, num_envs: int, seed: int):
-    import mjlab.tasks  # noqa: F401
-    from mjlab.envs import ManagerBasedRlEnv
-    from mjlab.tasks.registry import load_env_cfg
-
-    cfg = copy.deepcopy(load_env_cfg(task))
-    cfg.scene.num_envs = num_envs
-    cfg.seed = seed
-    return ManagerBasedRlEnv(cfg=cfg, device="cpu")
+RAW_STEPS = 60  # batched steps timed for the raw-stepping figure
 
 
 def tensorboard_curve(log_dir: Path, tag: str, steps_per_iteration: int) -> list[tuple[int, float]]:
@@ -63,7 +56,7 @@ def run_rsl_rl(task: str, num_envs: int, steps: int, seed: int, out: Path) -> No
     agent.seed, agent.logger = seed, "tensorboard"
     steps_per_iteration = num_envs * agent.num_steps_per_env
     iterations = max(steps // steps_per_iteration, 1)
-    env = RslRlVecEnvWrapper(make_mjlab_env(task, num_envs, seed), clip_actions=agent.clip_actions)
+    env = RslRlVecEnvWrapper(make_mjlab_env(task, num_envs, "cpu", seed).env, clip_actions=agent.clip_actions)
     with tempfile.TemporaryDirectory() as log_dir:
         runner = MjlabOnPolicyRunner(env, dataclasses.asdict(agent), log_dir, "cpu")
         start = time.perf_counter()
@@ -71,7 +64,7 @@ def run_rsl_rl(task: str, num_envs: int, steps: int, seed: int, out: Path) -> No
         train_s = time.perf_counter() - start
         curve = tensorboard_curve(Path(log_dir), "Train/mean_reward", steps_per_iteration)
         policy = runner.get_inference_policy(device="cpu")
-    eval_env = RslRlVecEnvWrapper(make_mjlab_env(task, EVAL_EPISODES, seed + EVAL_SEED_OFFSET))
+    eval_env = RslRlVecEnvWrapper(make_mjlab_env(task, EVAL_EPISODES, "cpu", seed + EVAL_SEED_OFFSET).env)
     obs = eval_env.get_observations()
     returns = torch.zeros(EVAL_EPISODES)
     finished = torch.zeros(EVAL_EPISODES, dtype=torch.bool)
@@ -82,20 +75,6 @@ def run_rsl_rl(task: str, num_envs: int, steps: int, seed: int, out: Path) -> No
             finished |= done.bool()
     out.write_text(json.dumps({"eval_return": float(returns.mean()), "train_s": train_s,
                                "env_steps": iterations * steps_per_iteration, "curve": curve}))
-
-
-def raw_steps_per_second(task: str, num_envs: int, steps: int = 60) -> float:
-    import torch
-
-    env = make_mjlab_env(task, num_envs, seed=0)
-    env.reset()
-    actions = [torch.rand(num_envs, env.single_action_space.shape[0]) * 2 - 1 for _ in range(steps + 5)]
-    for action in actions[:5]:
-        env.step(action)  # warm-up (kernels compiled)
-    start = time.perf_counter()
-    for action in actions[5:]:
-        env.step(action)
-    return num_envs * steps / (time.perf_counter() - start)
 
 
 def run_job(library: str, task: str, steps: int, seed: int) -> dict:
@@ -137,7 +116,7 @@ def main() -> None:
     if args.worker == "rsl_rl":
         return run_rsl_rl(args.task, num_envs, steps, args.seed, args.out)
 
-    raw = raw_steps_per_second(args.task, num_envs)
+    raw = raw_task_sps(args.task, num_envs, frames=RAW_STEPS * num_envs, device="cpu")
     rows = [run_job(lib, args.task, steps, seed) for seed in range(1, args.seeds + 1) for lib in ("gr00t-torchrl", "rsl_rl")]
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = f"compare_rsl_rl_{args.task}{'_' + args.tag if args.tag else ''}"
@@ -158,13 +137,9 @@ def main() -> None:
         "|---|---|---|---|---|---|",
     ]
     for library in ("gr00t-torchrl", "rsl_rl"):
-        mine = [r for r in rows if r["library"] == library]
-        returns = [r["eval_return"] for r in mine]
-        std = statistics.stdev(returns) if len(returns) > 1 else 0.0
-        sps = statistics.mean(r["env_steps"] / r["train_s"] for r in mine)
-        lines.append(f"| {library} | {statistics.mean(returns):.1f} +- {std:.1f} | "
-                     f"{', '.join(f'{x:.1f}' for x in returns)} | {statistics.mean(r['train_s'] for r in mine):.0f} | "
-                     f"{sps:.0f} | {sps / raw:.0%} |")
+        s = summarize(rows, library)
+        lines.append(f"| {library} | {s['mean']:.1f} +- {s['std']:.1f} | {', '.join(f'{x:.1f}' for x in s['returns'])} | "
+                     f"{s['train_s']:.0f} | {s['sps']:.0f} | {s['sps'] / raw:.0%} |")
     text = "\n".join(lines) + "\n"
     (RESULTS / f"{stem}.md").write_text(text)
     plot_curves(rows, ("gr00t-torchrl", "rsl_rl"), f"PPO on {args.task}, {num_envs} envs", steps, RESULTS / f"{stem}.png")

@@ -22,7 +22,6 @@ import argparse
 import csv
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from learning import RESULTS, plot_curves, run_parallel
+from learning import RESULTS, plot_curves, run_parallel, summarize
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "ppo_gr00t.py"
 EVAL_SEED_OFFSET = 1_000_000  # as gr00t_torchrl.evaluate
 EVAL_EPISODES = 10
@@ -220,13 +219,10 @@ def main() -> None:
         "|---|---|---|---|---|---|",
     ]
     for library in ("gr00t-torchrl", "sb3"):
-        mine = [r for r in rows if r["library"] == library]
-        returns = [r["eval_return"] for r in mine]
-        std = statistics.stdev(returns) if len(returns) > 1 else 0.0
+        s = summarize(rows, library)
         lines.append(
-            f"| {library} | {mine[0]['env_steps']} | {statistics.mean(returns):.1f} +- {std:.1f} | "
-            f"{', '.join(f'{x:.0f}' for x in returns)} | {statistics.mean(r['train_s'] for r in mine):.0f} | "
-            f"{statistics.mean(r['env_steps'] / r['train_s'] for r in mine):.0f} |"
+            f"| {library} | {s['env_steps']} | {s['mean']:.1f} +- {s['std']:.1f} | "
+            f"{', '.join(f'{x:.0f}' for x in s['returns'])} | {s['train_s']:.0f} | {s['sps']:.0f} |"
         )
     text = "\n".join(lines) + "\n"
     (RESULTS / f"{stem}.md").write_text(text)

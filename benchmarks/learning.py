@@ -45,6 +45,20 @@ def write_rows(rows: list[dict], stem: str) -> Path:
     return path
 
 
+def summarize(rows: list[dict], library: str) -> dict:
+    """One library's rows of a comparison: eval returns per seed, their mean and std, mean train time and steps/s."""
+    mine = [r for r in rows if r["library"] == library]
+    returns = [r["eval_return"] for r in mine]
+    return {
+        "returns": returns,
+        "mean": statistics.mean(returns),
+        "std": statistics.stdev(returns) if len(returns) > 1 else 0.0,
+        "env_steps": mine[0]["env_steps"],
+        "train_s": statistics.mean(r["train_s"] for r in mine),
+        "sps": statistics.mean(r["env_steps"] / r["train_s"] for r in mine),
+    }
+
+
 def plot_curves(rows: list[dict], libraries: tuple[str, ...], title: str, steps: int, path: Path) -> None:
     """Mean +- std over seeds of each library's learning curve (rows hold "library" and "curve")."""
     import matplotlib

@@ -6,7 +6,6 @@ import functools
 import warnings
 
 import gymnasium as gym
-import torch
 from torchrl.envs import Compose, DoubleToFloat, GymWrapper, TransformedEnv
 
 from gr00t_torchrl.config import Config, ConfigError
