@@ -77,10 +77,8 @@ def raw_sps(env_id: str, num_envs: int, frames: int, device: str = "cpu") -> flo
 
 def pipeline_sps(task: str, num_envs: int, frames: int, device: str = "cpu") -> tuple[float, float]:
     """(rollout-only steps/s, whole-training-loop steps/s) for `task` with `num_envs` envs."""
-    from torchrl.collectors import Collector
-
     from gr00t_torchrl.config import resolve_config
-    from gr00t_torchrl.runner import build_pipeline
+    from gr00t_torchrl.runner import build_pipeline, make_collector
     import lightning as L
 
     num_steps = max(frames // num_envs // 4, 16)
@@ -88,10 +86,7 @@ def pipeline_sps(task: str, num_envs: int, frames: int, device: str = "cpu") -> 
     cfg = resolve_config([f"task={task}", f"env.num_envs={num_envs}", f"ppo.num_steps={num_steps}",
                           f"accelerator={accelerator}"])
     p = build_pipeline(cfg, L.Fabric(accelerator=accelerator, devices=1))
-    collector = Collector(
-        p.env, p.module.actor, frames_per_batch=cfg.frames_per_batch, total_frames=-1,
-        track_traj_ids=False, auto_register_policy_transforms=False,
-    )
+    collector = make_collector(p)
     batches = iter(collector)
     next(batches)  # warm-up
     iterations = max(frames // cfg.frames_per_batch, 1)

@@ -75,6 +75,13 @@ class PPOModule(L.LightningModule):
         self.register_buffer("adaptive_lr_scale", torch.ones((), dtype=torch.float64))
         self.skipped_updates = 0
         self.bad_updates_in_a_row = 0
+        keys = self.loss_module.tensor_keys
+        self.loss_keys = list(
+            dict.fromkeys(  # what ClipPPOLoss reads from a mini-batch
+                [*actor.in_keys, *critic.in_keys, keys.action, keys.sample_log_prob, keys.advantage,
+                 keys.value_target, keys.value]
+            )
+        )
 
     # ------------------------------------------------------------------ optimizer
 
@@ -90,7 +97,9 @@ class PPOModule(L.LightningModule):
         return max(1.0 - iteration / self.num_iterations, 0.0)
 
     def configure_optimizers(self) -> tuple[Adam, LambdaLR]:
-        optimizer = Adam(self.parameters(), lr=self.cfg.lr, eps=self.cfg.adam_eps)  # detail 3
+        # detail 3; fused: one kernel for all parameters (the same update, a quarter of the time on
+        # the small networks PPO uses, where per-tensor launches dominate)
+        optimizer = Adam(self.parameters(), lr=self.cfg.lr, eps=self.cfg.adam_eps, fused=True)
         return optimizer, LambdaLR(optimizer, self.lr_factor)
 
     # ------------------------------------------------------------------ advantages
@@ -149,9 +158,11 @@ class PPOModule(L.LightningModule):
         that DDP averages gradients; it defaults to `self.training_step` (single process).
         """
         loss_fn = loss_fn or self.training_step
-        flat = batch.reshape(-1)
+        # only the keys the loss reads: indexing every mini-batch then copies a third of the batch
+        flat = batch.reshape(-1).select(*self.loss_keys, strict=False)
         for metric in self.update_metrics.values():
             metric.reset()
+        logged: dict[str, list[torch.Tensor]] = {name: [] for name in UPDATE_METRICS}
         max_norm = self.cfg.max_grad_norm or float("inf")  # inf: measure the norm, clip nothing
         epochs_run = 0
         for _ in range(self.cfg.num_epochs):
@@ -180,10 +191,13 @@ class PPOModule(L.LightningModule):
                             f"{self.bad_updates_in_a_row} consecutive updates had a non-finite loss or gradient"
                         )
                     continue
-                epoch_kl.append(self._log_minibatch(losses, grad_norm))
+                epoch_kl.append(self._log_minibatch(losses, grad_norm, logged))
             epochs_run += 1
             if self.cfg.target_kl is not None and epoch_kl and torch.stack(epoch_kl).mean() > self.cfg.target_kl:
                 break  # KL early stopping of the epoch loop
+        for name, values in logged.items():
+            if values:  # one metric update per iteration, not per mini-batch: it is a per-call cost
+                self.update_metrics[name].update(torch.stack(values))
         stats = {
             name: float(metric.compute()) for name, metric in self.update_metrics.items() if metric.update_count
         }
@@ -218,7 +232,9 @@ class PPOModule(L.LightningModule):
         return torch.nn.utils.clip_grad_norm_(self.parameters(), max_norm)
 
     @torch.no_grad()
-    def _log_minibatch(self, losses: TensorDictBase, grad_norm: torch.Tensor) -> torch.Tensor:
+    def _log_minibatch(
+        self, losses: TensorDictBase, grad_norm: torch.Tensor, logged: dict[str, list[torch.Tensor]]
+    ) -> torch.Tensor:
         old_approx_kl = losses["kl_approx"]  # mean(-log ratio): the k1 estimator
         # the k3 estimator mean((ratio - 1) - log ratio), from the loss's own mean ratio
         approx_kl = losses["mean_ratio"] - 1.0 + old_approx_kl
@@ -234,7 +250,7 @@ class PPOModule(L.LightningModule):
         if "value_clip_fraction" in losses.keys():
             values["value_clip_fraction"] = losses["value_clip_fraction"]
         for name, value in values.items():
-            self.update_metrics[name].update(value.detach().float().mean())
+            logged[name].append(value.detach().float().mean())
         return approx_kl
 
 

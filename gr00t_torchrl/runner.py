@@ -23,9 +23,11 @@ import lightning as L
 import torch
 from lightning.fabric.utilities.seed import seed_everything
 from tensordict import TensorDictBase
+from tensordict.nn import TensorDictModuleBase
 from torchmetrics import MeanMetric, SumMetric
 from torchrl.collectors import Collector
 from torchrl.envs import TransformedEnv
+from torchrl.modules import ProbabilisticActor
 from tqdm import tqdm
 
 from gr00t_torchrl import checkpoint as ckpt
@@ -34,7 +36,7 @@ from gr00t_torchrl.distributed import any_rank, gather_objects, prepare_statisti
 from gr00t_torchrl.envs import env_snapshot, find_transform, make_env, restore_env_snapshot
 from gr00t_torchrl.evaluate import evaluate, write_eval
 from gr00t_torchrl.loggers import run_loggers, truncate_metrics
-from gr00t_torchrl.modules import make_actor_critic
+from gr00t_torchrl.modules import GaussianActor, make_actor_critic
 from gr00t_torchrl.ppo_module import NonFiniteUpdateError, PPOModule, explained_variance
 from gr00t_torchrl.transforms import ObservationNorm
 
@@ -170,6 +172,28 @@ def build_pipeline(cfg: Config, fabric: L.Fabric) -> Pipeline:
     return Pipeline(cfg, fabric, env, module, fabric_module, optimizer, scheduler, num_iterations, signature)
 
 
+def collection_policy(actor: ProbabilisticActor) -> TensorDictModuleBase:
+    """What the collector calls each env step: a Gaussian actor's one-pass sampler, else the actor."""
+    return actor.sampler() if isinstance(actor, GaussianActor) else actor
+
+
+def make_collector(p: Pipeline) -> Collector:
+    """TorchRL's collector of `frames_per_batch` env steps per batch, with the current policy."""
+    return Collector(
+        p.env,
+        collection_policy(p.module.actor),
+        frames_per_batch=p.cfg.frames_per_batch,
+        total_frames=-1,
+        track_traj_ids=False,
+        auto_register_policy_transforms=False,
+        # rollouts are stored where the update runs: for an Isaac-API env on a GPU, the env's own
+        # device, so nothing goes through the host
+        env_device=p.env.device,
+        policy_device=p.fabric.device,
+        storing_device=p.fabric.device,
+    )
+
+
 def rank_state(p: Pipeline) -> dict[str, Any]:
     """What differs between ranks: env state, per-env transform buffers, RNG."""
     return {
@@ -263,19 +287,7 @@ def train(
         state = restore(p, saved, ckpt_path)
         if fabric.is_global_zero:
             truncate_metrics(run_dir / "metrics.csv", state.iteration)
-    collector = Collector(
-        p.env,
-        p.module.actor,
-        frames_per_batch=cfg.frames_per_batch,
-        total_frames=-1,
-        track_traj_ids=False,
-        auto_register_policy_transforms=False,
-        # rollouts are stored where the update runs: for an Isaac-API env on a GPU, the env's own
-        # device, so nothing goes through the host
-        env_device=p.env.device,
-        policy_device=fabric.device,
-        storing_device=fabric.device,
-    )
+    collector = make_collector(p)
     if saved is not None:  # after every construction step that may draw random numbers
         ckpt.set_rng_state(saved["ranks"][fabric.global_rank]["rng"])
 

@@ -24,7 +24,6 @@ import lightning as L
 import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import nn
-from torchrl.collectors import Collector
 from torchrl.data.tensor_specs import Categorical as CategoricalSpec
 
 from gr00t_torchrl import checkpoint as ckpt
@@ -32,7 +31,7 @@ from gr00t_torchrl.config import Config
 from gr00t_torchrl.envs import find_transform, vector_env
 from gr00t_torchrl.modules.actor_critic import StateIndependentGaussianHead
 from gr00t_torchrl.modules.init import HIDDEN_GAIN, POLICY_OUTPUT_GAIN, VALUE_OUTPUT_GAIN
-from gr00t_torchrl.runner import Pipeline, build_pipeline, load_for_inspection
+from gr00t_torchrl.runner import Pipeline, build_pipeline, load_for_inspection, make_collector
 from gr00t_torchrl.transforms import ObservationNorm, RewardScaling
 
 OK, OFF, NA, MISSING, WRONG = "ok", "off by config", "not applicable", "missing", "WRONG"
@@ -97,10 +96,7 @@ class Audit:
     def raw_batch(self) -> TensorDictBase:
         """One rollout of num_envs x num_steps from the real collector, before GAE."""
         if self._raw_batch is None:
-            collector = Collector(
-                self.p.env, self.p.module.actor, frames_per_batch=self.cfg.frames_per_batch, total_frames=-1,
-                track_traj_ids=False, auto_register_policy_transforms=False,
-            )
+            collector = make_collector(self.p)
             self._raw_batch = next(iter(collector)).clone()
             collector.shutdown()
             # detail 27: the stored log-probs must be those of the stored actions (checked before any update)
@@ -140,10 +136,13 @@ class Audit:
                 return self.p.fabric_module.training_step(minibatch)
 
             optimizer.step = recording_step
+            loss_keys = self.p.module.loss_keys
+            self.p.module.loss_keys = [*loss_keys, "audit_index"]  # the update passes only these to the loss
             try:
                 stats = self.p.module.update(batch, optimizer, recording_loss)
             finally:
                 del optimizer.step
+                self.p.module.loss_keys = loss_keys
             self._update = {"minibatches": minibatches, "applied_norms": applied_norms, "stats": stats}
         return self._update
 

@@ -4,6 +4,7 @@ from gr00t_torchrl.modules.actor_critic import (
     CategoricalActor,
     Critic,
     GaussianActor,
+    GaussianSampler,
     StateIndependentGaussianHead,
     make_actor_critic,
 )
@@ -13,6 +14,7 @@ __all__ = [
     "CategoricalActor",
     "Critic",
     "GaussianActor",
+    "GaussianSampler",
     "StateIndependentGaussianHead",
     "make_actor_critic",
     "orthogonal_init_",

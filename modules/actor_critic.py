@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
-from tensordict.nn import NormalParamExtractor, TensorDictModule
+from tensordict import TensorDictBase
+from tensordict.nn import NormalParamExtractor, TensorDictModule, TensorDictModuleBase
 from torch import nn
 from torchrl.data import TensorSpec
 from torchrl.data.tensor_specs import Categorical as CategoricalSpec
+from torchrl.envs.utils import ExplorationType, exploration_type
 from torchrl.modules import MLP, IndependentNormal, ProbabilisticActor, ValueOperator
 
 from gr00t_torchrl.modules.init import POLICY_OUTPUT_GAIN, VALUE_OUTPUT_GAIN, orthogonal_init_
@@ -87,6 +90,55 @@ class GaussianActor(ProbabilisticActor):
             distribution_class=IndependentNormal,
             return_log_prob=True,
         )
+
+    @property
+    def head(self) -> nn.Module:
+        """The module computing (loc, scale) from the observation."""
+        return self.module[0].module
+
+    def sampler(self) -> GaussianSampler:
+        """This policy in the form the collector calls once per env step (see `GaussianSampler`)."""
+        return GaussianSampler(self)
+
+
+class GaussianSampler(TensorDictModuleBase):
+    """A GaussianActor's collection step in one pass: the same parameters, keys and numbers.
+
+    The actor (a ProbabilisticActor) builds a distribution object through several TensorDict layers
+    on every call; at one call per env step that machinery costs more than a small network does
+    (on mjlab's cart-pole at 256 envs: 0.85 ms of a 1.5 ms per-step overhead). This module writes
+    what the actor writes - loc, scale, the action sampled as loc + scale * eps (the same random
+    numbers as the actor's rsample) and its log-prob, summed over action dims as IndependentNormal
+    does - straight from the actor's own head, so it always acts with the current weights. Outside
+    random exploration (the collector's) the action is the mean, as the actor's. The loss and evaluation
+    use the actor itself.
+    """
+
+    LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+
+    def __init__(self, actor: GaussianActor) -> None:
+        super().__init__()
+        self.head = actor.head
+        self.in_keys = list(actor.in_keys)
+        self.out_keys = list(actor.out_keys)  # loc, scale, action, log-prob: the actor's own names
+        self.loc_key, self.scale_key, self.action_key, self.log_prob_key = self.out_keys
+        self.default_exploration = actor.default_interaction_type
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        loc, scale = self.head(tensordict.get(self.in_keys[0]))
+        if (exploration_type() or self.default_exploration) == ExplorationType.RANDOM:
+            noise = torch.randn_like(loc)
+            action = loc + scale * noise
+            log_density = -0.5 * noise.pow(2)
+        else:
+            action = loc
+            log_density = torch.zeros_like(loc)
+        log_prob = (log_density - scale.log() - self.LOG_SQRT_2PI).sum(-1)
+        tensordict.set(self.loc_key, loc)
+        tensordict.set(self.scale_key, scale)
+        tensordict.set(self.action_key, action)
+        tensordict.set(self.log_prob_key, log_prob)
+        return tensordict
 
 
 class CategoricalActor(ProbabilisticActor):

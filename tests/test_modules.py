@@ -89,3 +89,30 @@ def test_stored_actions_are_unclipped_and_clipped_only_inside_the_env():
         sub_env = sub_env.env
     assert gym.wrappers.ClipAction in wrappers
     assert gym.wrappers.ClipAction(gym.make("Pendulum-v1")).action(torch.tensor([5.0]).numpy()) == 2.0
+
+
+def test_collection_sampler_matches_the_actor_it_shares_weights_with():
+    # the collector's one-pass sampler: same keys, same random numbers, same log-probs, the actor's weights
+    actor = GaussianActor(obs_dim=5, action_dim=3, hidden_sizes=[32, 32], init_log_std=-0.7)
+    sampler = actor.sampler()
+    assert sampler.out_keys == actor.out_keys and sampler.in_keys == actor.in_keys
+    assert list(sampler.parameters()) and all(
+        any(p is q for q in actor.parameters()) for p in sampler.parameters()
+    )
+    obs = TensorDict({"observation": torch.randn(64, 5)}, [64])
+    for mode in (ExplorationType.RANDOM, ExplorationType.DETERMINISTIC):
+        with set_exploration_type(mode):
+            torch.manual_seed(3)
+            expected = actor(obs.clone())
+            torch.manual_seed(3)
+            got = sampler(obs.clone())
+        for key in actor.out_keys:
+            torch.testing.assert_close(got[key], expected[key])
+    with set_exploration_type(ExplorationType.RANDOM):
+        sample = sampler(obs.clone())
+    assert not torch.equal(sample["action"], sample["loc"])
+    torch.testing.assert_close(actor.get_dist(sample).log_prob(sample["action"]), sample["action_log_prob"])
+    # a weight change reaches the sampler at once: it holds no copy
+    with torch.no_grad():
+        actor.head.log_std.fill_(0.5)
+    assert torch.allclose(sampler(obs.clone())["scale"], torch.full((64, 3), math.exp(0.5)))

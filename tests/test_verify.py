@@ -73,7 +73,7 @@ BREAKERS: dict[int, tuple[tuple[str, ...], Callable]] = {
     9: ((), lambda a, mp: setattr(a.p.module.loss_module, "clip_value", None)),
     10: ((), lambda a, mp: a.p.module.loss_module.entropy_coeff.fill_(0.5)),
     11: (("ppo.max_grad_norm=0.001",), no_grad_clip),
-    12: ((), lambda a, mp: mp.setattr(a.p.module, "_log_minibatch", lambda losses, norm: torch.zeros(()))),
+    12: ((), lambda a, mp: mp.setattr(a.p.module, "_log_minibatch", lambda losses, norm, logged: torch.zeros(()))),
     13: ((), lambda a, mp: setattr(linears(a.p.module.critic)[0], "weight", linears(a.p.module.actor)[0].weight)),
     23: ((), lambda a, mp: set_distribution(a, TanhNormal)),
     24: ((), lambda a, mp: state_dependent_std(a)),
