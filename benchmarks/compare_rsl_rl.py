@@ -8,9 +8,11 @@ CPU: this project through its Isaac Lab path with its preset (`recipes/presets/<
 mjlab's rsl_rl config), rsl_rl through mjlab's own `MjlabOnPolicyRunner` with mjlab's registered
 config (`init_at_random_ep_len=True`, as mjlab trains). The budget is rounded down to whole
 iterations of rsl_rl's rollout. Both are evaluated the same way: the mean action, one episode in each
-of 10 envs seeded seed + 1,000,000, raw rewards. Training env steps/s exclude start-up and
-evaluation; raw stepping of the same env with random actions is measured in the same run, so the
-ratio train / raw is each library's pipeline overhead. Each run is its own process, one at a time.
+of 10 envs seeded seed + 1,000,000, raw rewards. Training env steps/s = env steps / the sum of each
+library's own per-iteration times (rollout + advantages + update; start-up, logging, checkpoints and
+evaluation left out, for both). Raw stepping of the same env with random actions is measured in
+the same run, so the ratio train / raw is each library's pipeline overhead. Each run is its own
+process, one at a time.
 Writes benchmarks/results/compare_rsl_rl_<task>.csv, .md and .png.
 """
 
@@ -25,7 +27,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from compare_sb3 import EVAL_EPISODES, EVAL_SEED_OFFSET, run_ours
@@ -59,10 +60,12 @@ def run_rsl_rl(task: str, num_envs: int, steps: int, seed: int, out: Path) -> No
     env = RslRlVecEnvWrapper(make_mjlab_env(task, num_envs, "cpu", seed).env, clip_actions=agent.clip_actions)
     with tempfile.TemporaryDirectory() as log_dir:
         runner = MjlabOnPolicyRunner(env, dataclasses.asdict(agent), log_dir, "cpu")
-        start = time.perf_counter()
         runner.learn(num_learning_iterations=iterations, init_at_random_ep_len=True)
-        train_s = time.perf_counter() - start
         curve = tensorboard_curve(Path(log_dir), "Train/mean_reward", steps_per_iteration)
+        # rsl_rl's own per-iteration timers (rollout; returns + update), as this project's metrics.csv
+        # times each iteration: logging and checkpoint saving are left out for both
+        train_s = sum(value for tag in ("Perf/collection_time", "Perf/learning_time")
+                      for _, value in tensorboard_curve(Path(log_dir), tag, steps_per_iteration))
         policy = runner.get_inference_policy(device="cpu")
     eval_env = RslRlVecEnvWrapper(make_mjlab_env(task, EVAL_EPISODES, "cpu", seed + EVAL_SEED_OFFSET).env)
     obs = eval_env.get_observations()

@@ -69,6 +69,7 @@ class PPOModule(L.LightningModule):
             loss_critic_type="l2",
             normalize_advantage=cfg.advantage_norm == "minibatch",  # detail 7, the per-mini-batch option
             functional=False,
+            log_explained_variance=False,  # measured once per iteration on the whole batch instead
         )
         self.update_metrics = torch.nn.ModuleDict({name: MeanMetric() for name in UPDATE_METRICS})
         # the KL-adaptive LR's multiplier of cfg.lr (a buffer: checkpoints carry it)
