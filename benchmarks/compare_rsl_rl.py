@@ -27,9 +27,10 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-from compare_sb3 import EVAL_EPISODES, EVAL_SEED_OFFSET, run_ours
+from compare_sb3 import EVAL_EPISODES, EVAL_SEED_OFFSET, ours_args, read_ours
 from learning import RESULTS, plot_curves, summarize
 from throughput import raw_task_sps
 
@@ -48,6 +49,43 @@ def tensorboard_curve(log_dir: Path, tag: str, steps_per_iteration: int) -> list
     return [((e.step + 1) * steps_per_iteration, e.value) for e in events.Scalars(tag)]
 
 
+class EnvClock:
+    """Seconds spent inside mjlab's env step during training: the simulator's share of the time.
+
+    Training time minus this is what each library adds per iteration (policy, env wrapper, storage,
+    advantages, update), a figure that the shared machine's noise on the simulator does not swamp.
+    """
+
+    def __init__(self) -> None:
+        from mjlab.envs.manager_based_rl_env import ManagerBasedRlEnv
+
+        self.seconds = 0.0
+        step = ManagerBasedRlEnv.step
+
+        def timed_step(env, action):
+            start = time.perf_counter()
+            try:
+                return step(env, action)
+            finally:
+                self.seconds += time.perf_counter() - start
+
+        ManagerBasedRlEnv.step = timed_step
+
+
+def run_ours(task: str, steps: int, seed: int, out: Path) -> None:
+    from gr00t_torchrl.config import resolve_config
+    from gr00t_torchrl.runner import train
+
+    clock = EnvClock()
+    env_seconds: list[float] = []  # at the end of each iteration: evaluation's steps are left out
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp) / "run"
+        train(resolve_config(ours_args(task, steps, seed, run_dir)),
+              on_iteration=lambda *_: env_seconds.append(clock.seconds))
+        result = read_ours(run_dir)
+    out.write_text(json.dumps({**result, "env_s": env_seconds[-1]}))
+
+
 def run_rsl_rl(task: str, num_envs: int, steps: int, seed: int, out: Path) -> None:
     import torch
     from mjlab.rl import MjlabOnPolicyRunner, RslRlVecEnvWrapper
@@ -60,7 +98,9 @@ def run_rsl_rl(task: str, num_envs: int, steps: int, seed: int, out: Path) -> No
     env = RslRlVecEnvWrapper(make_mjlab_env(task, num_envs, "cpu", seed).env, clip_actions=agent.clip_actions)
     with tempfile.TemporaryDirectory() as log_dir:
         runner = MjlabOnPolicyRunner(env, dataclasses.asdict(agent), log_dir, "cpu")
+        clock = EnvClock()
         runner.learn(num_learning_iterations=iterations, init_at_random_ep_len=True)
+        env_s = clock.seconds
         curve = tensorboard_curve(Path(log_dir), "Train/mean_reward", steps_per_iteration)
         # rsl_rl's own per-iteration timers (rollout; returns + update), as this project's metrics.csv
         # times each iteration: logging and checkpoint saving are left out for both
@@ -76,8 +116,13 @@ def run_rsl_rl(task: str, num_envs: int, steps: int, seed: int, out: Path) -> No
             obs, reward, done, _ = eval_env.step(policy(obs))
             returns += reward * ~finished
             finished |= done.bool()
-    out.write_text(json.dumps({"eval_return": float(returns.mean()), "train_s": train_s,
+    out.write_text(json.dumps({"eval_return": float(returns.mean()), "train_s": train_s, "env_s": env_s,
                                "env_steps": iterations * steps_per_iteration, "curve": curve}))
+
+
+def overhead_ms(row: dict, rollout: int) -> float:
+    """Training time beyond the env step, per iteration of `rollout` env steps, in ms."""
+    return (row["train_s"] - row["env_s"]) / (row["env_steps"] / rollout) * 1e3
 
 
 def run_job(library: str, task: str, steps: int, seed: int) -> dict:
@@ -125,10 +170,12 @@ def main() -> None:
     stem = f"compare_rsl_rl_{args.task}{'_' + args.tag if args.tag else ''}"
     with (RESULTS / f"{stem}.csv").open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["library", "seed", "env_steps", "eval_return", "train_s", "sps", "raw_sps"])
+        writer.writerow(["library", "seed", "env_steps", "eval_return", "train_s", "env_s", "sps", "raw_sps",
+                         "overhead_ms_per_iteration"])
         for r in rows:
-            writer.writerow([r["library"], r["seed"], r["env_steps"], f"{r['eval_return']:.2f}",
-                             f"{r['train_s']:.1f}", f"{r['env_steps'] / r['train_s']:.0f}", f"{raw:.0f}"])
+            writer.writerow([r["library"], r["seed"], r["env_steps"], f"{r['eval_return']:.2f}", f"{r['train_s']:.1f}",
+                             f"{r['env_s']:.1f}", f"{r['env_steps'] / r['train_s']:.0f}", f"{raw:.0f}",
+                             f"{overhead_ms(r, rollout):.0f}"])
     command = " ".join(["python benchmarks/compare_rsl_rl.py", *sys.argv[1:]])
     lines = [
         f"# {args.task}: gr00t-torchrl vs rsl_rl, {num_envs} envs, {steps} env steps, CPU",
@@ -136,13 +183,17 @@ def main() -> None:
         f"Command: `{command}` (one run at a time, {os.cpu_count()} cores). Raw stepping of the same env with "
         f"random actions: {raw:.0f} env steps/s. Eval: mean action, {EVAL_EPISODES} held-out episodes.",
         "",
-        "| library | eval return, mean +- std | per seed | train wall s, mean | train env steps/s | of raw |",
-        "|---|---|---|---|---|---|",
+        f"Overhead: training time beyond mjlab's own env step, per iteration of {rollout} env steps.",
+        "",
+        "| library | eval return, mean +- std | per seed | train s, mean | train env steps/s | of raw "
+        "| overhead ms / iteration, per seed |",
+        "|---|---|---|---|---|---|---|",
     ]
     for library in ("gr00t-torchrl", "rsl_rl"):
         s = summarize(rows, library)
+        overheads = ", ".join(f"{overhead_ms(r, rollout):.0f}" for r in rows if r["library"] == library)
         lines.append(f"| {library} | {s['mean']:.1f} +- {s['std']:.1f} | {', '.join(f'{x:.1f}' for x in s['returns'])} | "
-                     f"{s['train_s']:.0f} | {s['sps']:.0f} | {s['sps'] / raw:.0%} |")
+                     f"{s['train_s']:.0f} | {s['sps']:.0f} | {s['sps'] / raw:.0%} | {overheads} |")
     text = "\n".join(lines) + "\n"
     (RESULTS / f"{stem}.md").write_text(text)
     plot_curves(rows, ("gr00t-torchrl", "rsl_rl"), f"PPO on {args.task}, {num_envs} envs", steps, RESULTS / f"{stem}.png")

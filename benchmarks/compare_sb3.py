@@ -53,23 +53,33 @@ ZOO: dict[str, dict] = {
 
 
 # --------------------------------------------------------------------------- workers (one process each)
-def run_ours(task: str, steps: int, seed: int, out: Path) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        run_dir = Path(tmp) / "run"
-        args = [f"task={task}", f"total_steps={steps}", f"seed={seed}", f"run_dir={run_dir}", "progress_bar=false",
-                f"eval_episodes={EVAL_EPISODES}"]
-        proc = subprocess.run([sys.executable, str(RECIPE), *args], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"gr00t-torchrl run failed ({task} seed={seed}):\n{proc.stderr[-2000:]}")
-        result = json.loads((run_dir / "eval.json").read_text())
-        with (run_dir / "metrics.csv").open() as f:
-            rows = [r for r in csv.DictReader(f) if r.get("sps")]
+def ours_args(task: str, steps: int, seed: int, run_dir: Path) -> list[str]:
+    """The overrides of one of this project's benchmark runs."""
+    return [f"task={task}", f"total_steps={steps}", f"seed={seed}", f"run_dir={run_dir}", "progress_bar=false",
+            f"eval_episodes={EVAL_EPISODES}"]
+
+
+def read_ours(run_dir: Path) -> dict:
+    """Eval return, summed iteration times, env steps and learning curve of a finished run."""
+    result = json.loads((run_dir / "eval.json").read_text())
+    with (run_dir / "metrics.csv").open() as f:
+        rows = [r for r in csv.DictReader(f) if r.get("sps")]
     train_time = sum((float(b["env_steps"]) - float(a["env_steps"])) / float(b["sps"])
                      for a, b in zip([{"env_steps": 0}, *rows], rows))
     curve = [(int(float(r["env_steps"])), float(r["episode_return_mean"])) for r in rows
              if r.get("episode_return_mean") not in (None, "", "nan")]
-    out.write_text(json.dumps({"eval_return": result["eval_return_mean"], "train_s": train_time,
-                               "env_steps": int(float(rows[-1]["env_steps"])), "curve": curve}))
+    return {"eval_return": result["eval_return_mean"], "train_s": train_time,
+            "env_steps": int(float(rows[-1]["env_steps"])), "curve": curve}
+
+
+def run_ours(task: str, steps: int, seed: int, out: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp) / "run"
+        proc = subprocess.run([sys.executable, str(RECIPE), *ours_args(task, steps, seed, run_dir)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"gr00t-torchrl run failed ({task} seed={seed}):\n{proc.stderr[-2000:]}")
+        out.write_text(json.dumps(read_ours(run_dir)))
 
 
 def _schedule(value):
