@@ -88,3 +88,14 @@ def test_compare_rsl_rl_trains_both_libraries(tmp_path):
     for row in table:  # the simulator's share is measured inside each library's training time
         assert 0 < float(row["env_s"]) < float(row["train_s"]) and float(row["overhead_ms_per_iteration"]) > 0
     assert (tmp_path / "compare_rsl_rl_Mjlab-Cartpole-Balance.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (HAS_MJLAB or os.environ.get("CI")), reason="mjlab is not installed (pip install -e '.[mjlab]')")
+def test_iteration_breakdown_times_the_parts_of_both_libraries(tmp_path):
+    out = run_script("iteration_breakdown.py", "Mjlab-Cartpole-Balance", "--iterations", "1", out=tmp_path)
+    text = (tmp_path / "iteration_breakdown_Mjlab-Cartpole-Balance.md").read_text()
+    assert "## gr00t-torchrl" in text and "## rsl_rl" in text and text in out
+    for part in ("mjlab env step", "policy (collection)", "update (epochs x mini-batches)", "advantages (GAE)"):
+        value = float(text.split(f"| {part} | ")[1].split(" |")[0])
+        assert value > 0, part
