@@ -96,7 +96,7 @@ def run_rsl_rl(task: str, num_envs: int, steps: int, seed: int, out: Path) -> No
     steps_per_iteration = num_envs * agent.num_steps_per_env
     iterations = max(steps // steps_per_iteration, 1)
     env = RslRlVecEnvWrapper(make_mjlab_env(task, num_envs, "cpu", seed).env, clip_actions=agent.clip_actions)
-    with tempfile.TemporaryDirectory() as log_dir:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as log_dir:  # rsl_rl's writer may still flush
         runner = MjlabOnPolicyRunner(env, dataclasses.asdict(agent), log_dir, "cpu")
         clock = EnvClock()
         runner.learn(num_learning_iterations=iterations, init_at_random_ep_len=True)

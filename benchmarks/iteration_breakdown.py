@@ -100,7 +100,7 @@ def breakdown_rsl_rl(task: str, iterations: int) -> dict[str, float]:
     env = RslRlVecEnvWrapper(make_mjlab_env(task, num_envs, "cpu", 1).env, clip_actions=agent.clip_actions)
     watch = Stopwatch()
     watch.wrap(ManagerBasedRlEnv, "step", "mjlab env step")
-    with tempfile.TemporaryDirectory() as log_dir:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as log_dir:  # rsl_rl's writer may still flush
         runner = MjlabOnPolicyRunner(env, dataclasses.asdict(agent), log_dir, "cpu")
         watch.wrap(env, "step", "env wrapper step (incl. the above)")
         watch.wrap(runner.alg, "act", "policy + critic (collection)")

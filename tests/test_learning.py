@@ -13,10 +13,11 @@ from gr00t_torchrl.runner import train
 
 pytestmark = pytest.mark.slow
 
-# At 50k env steps, measured over 5 seeds with one torch thread, as here (benchmarks/results/
-# compare_sb3_*.md): CartPole-v1 scores 399-500 (random play: about 22); Pendulum-v1 scores -192 to
-# -256 (random play: about -1200).
-CARTPOLE_THRESHOLD = 300.0
+# At 50k env steps, measured with one torch thread, as here: CartPole-v1 scores 215-500 over 10 seeds
+# (benchmarks/results/learning_cartpole_10seeds.md; three of ten end below 300: the preset's 20 epochs
+# over one 256-step batch make its runs diverge on float rounding alone), random play about 22;
+# Pendulum-v1 scores -192 to -256 over 5 seeds (compare_sb3_pendulum.md), random play about -1200.
+CARTPOLE_THRESHOLD = 150.0
 PENDULUM_THRESHOLD = -400.0
 
 
