@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from compare_sb3 import EVAL_EPISODES, EVAL_SEED_OFFSET, ours_args, read_ours
 from learning import RESULTS, plot_curves, summarize
@@ -49,58 +50,76 @@ def tensorboard_curve(log_dir: Path, tag: str, steps_per_iteration: int) -> list
     return [((e.step + 1) * steps_per_iteration, e.value) for e in events.Scalars(tag)]
 
 
-class EnvClock:
-    """Seconds spent inside mjlab's env step during training: the simulator's share of the time.
+class Stopwatch:
+    """Seconds spent in wrapped methods, per part name (a wrapper costs microseconds per call).
 
-    Training time minus this is what each library adds per iteration (policy, env wrapper, storage,
-    advantages, update), a figure that the shared machine's noise on the simulator does not swamp.
+    Wrapping mjlab's env step gives the simulator's share of a library's training time; the rest is
+    what the library adds per iteration (policy, env wrapper, storage, advantages, update), a figure
+    that the shared machine's noise on the simulator does not swamp.
     """
 
     def __init__(self) -> None:
-        from mjlab.envs.manager_based_rl_env import ManagerBasedRlEnv
+        self.seconds: dict[str, float] = {}
 
-        self.seconds = 0.0
-        step = ManagerBasedRlEnv.step
+    def wrap(self, owner: object, method: str, part: str) -> None:
+        inner = getattr(owner, method)
+        self.seconds[part] = 0.0
 
-        def timed_step(env, action):
+        def timed(*args, **kwargs):
             start = time.perf_counter()
             try:
-                return step(env, action)
+                return inner(*args, **kwargs)
             finally:
-                self.seconds += time.perf_counter() - start
+                self.seconds[part] += time.perf_counter() - start
 
-        ManagerBasedRlEnv.step = timed_step
+        setattr(owner, method, timed)
+
+
+def env_clock() -> Stopwatch:
+    """A stopwatch on mjlab's env step, under the part name "env"."""
+    from mjlab.envs.manager_based_rl_env import ManagerBasedRlEnv
+
+    clock = Stopwatch()
+    clock.wrap(ManagerBasedRlEnv, "step", "env")
+    return clock
+
+
+def rsl_rl_runner(task: str, num_envs: int, seed: int, log_dir: str) -> tuple[Any, Any]:
+    """mjlab's own rsl_rl runner for `task` with its registered config, and that config."""
+    from mjlab.rl import MjlabOnPolicyRunner, RslRlVecEnvWrapper
+    from mjlab.tasks.registry import load_rl_cfg
+
+    agent = copy.deepcopy(load_rl_cfg(task))
+    agent.seed, agent.logger = seed, "tensorboard"
+    env = RslRlVecEnvWrapper(make_mjlab_env(task, num_envs, "cpu", seed).env, clip_actions=agent.clip_actions)
+    return MjlabOnPolicyRunner(env, dataclasses.asdict(agent), log_dir, "cpu"), agent
 
 
 def run_ours(task: str, steps: int, seed: int, out: Path) -> None:
     from gr00t_torchrl.config import resolve_config
     from gr00t_torchrl.runner import train
 
-    clock = EnvClock()
+    clock = env_clock()
     env_seconds: list[float] = []  # at the end of each iteration: evaluation's steps are left out
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
         train(resolve_config(ours_args(task, steps, seed, run_dir)),
-              on_iteration=lambda *_: env_seconds.append(clock.seconds))
+              on_iteration=lambda *_: env_seconds.append(clock.seconds["env"]))
         result = read_ours(run_dir)
     out.write_text(json.dumps({**result, "env_s": env_seconds[-1]}))
 
 
 def run_rsl_rl(task: str, num_envs: int, steps: int, seed: int, out: Path) -> None:
     import torch
-    from mjlab.rl import MjlabOnPolicyRunner, RslRlVecEnvWrapper
-    from mjlab.tasks.registry import load_rl_cfg
+    from mjlab.rl import RslRlVecEnvWrapper
 
-    agent = copy.deepcopy(load_rl_cfg(task))
-    agent.seed, agent.logger = seed, "tensorboard"
-    steps_per_iteration = num_envs * agent.num_steps_per_env
-    iterations = max(steps // steps_per_iteration, 1)
-    env = RslRlVecEnvWrapper(make_mjlab_env(task, num_envs, "cpu", seed).env, clip_actions=agent.clip_actions)
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as log_dir:  # rsl_rl's writer may still flush
-        runner = MjlabOnPolicyRunner(env, dataclasses.asdict(agent), log_dir, "cpu")
-        clock = EnvClock()
+        runner, agent = rsl_rl_runner(task, num_envs, seed, log_dir)
+        steps_per_iteration = num_envs * agent.num_steps_per_env
+        iterations = max(steps // steps_per_iteration, 1)
+        clock = env_clock()
         runner.learn(num_learning_iterations=iterations, init_at_random_ep_len=True)
-        env_s = clock.seconds
+        env_s = clock.seconds["env"]
         curve = tensorboard_curve(Path(log_dir), "Train/mean_reward", steps_per_iteration)
         # rsl_rl's own per-iteration timers (rollout; returns + update), as this project's metrics.csv
         # times each iteration: logging and checkpoint saving are left out for both

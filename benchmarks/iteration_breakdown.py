@@ -13,8 +13,6 @@ process, one after the other. Prints a table and writes benchmarks/results/itera
 from __future__ import annotations
 
 import argparse
-import copy
-import dataclasses
 import json
 import os
 import subprocess
@@ -23,32 +21,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from compare_rsl_rl import Stopwatch, rsl_rl_runner
 from learning import RESULTS
 
 WARMUP = 2
 
 
-class Stopwatch:
-    """Accumulates the seconds spent in wrapped methods, per part name."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    def wrap(self, owner: object, method: str, part: str) -> None:
-        inner = getattr(owner, method)
-        self.seconds[part] = 0.0
-
-        def timed(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return inner(*args, **kwargs)
-            finally:
-                self.seconds[part] += time.perf_counter() - start
-
-        setattr(owner, method, timed)
-
-    def snapshot(self) -> dict[str, float]:
-        return {"time": time.perf_counter(), **self.seconds}
+def snapshot(watch: Stopwatch) -> dict[str, float]:
+    return {"time": time.perf_counter(), **watch.seconds}
 
 
 def per_iteration(first: dict[str, float], last: dict[str, float], iterations: int) -> dict[str, float]:
@@ -78,7 +58,7 @@ def breakdown_ours(task: str, iterations: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = resolve_config([f"task={task}", "eval_episodes=0", "progress_bar=false", f"run_dir={tmp}/run"])
         cfg.total_steps = cfg.frames_per_batch * (WARMUP + iterations)
-        train(cfg, on_iteration=lambda *_: marks.append(watch.snapshot()))
+        train(cfg, on_iteration=lambda *_: marks.append(snapshot(watch)))
     parts = per_iteration(marks[WARMUP - 1], marks[-1], iterations)
     parts["adapter step"] -= parts["mjlab env step"]
     parts["TorchRL env step (incl. the above)"] -= parts["adapter step"] + parts["mjlab env step"]
@@ -88,21 +68,15 @@ def breakdown_ours(task: str, iterations: int) -> dict[str, float]:
 
 def breakdown_rsl_rl(task: str, iterations: int) -> dict[str, float]:
     from mjlab.envs.manager_based_rl_env import ManagerBasedRlEnv
-    from mjlab.rl import MjlabOnPolicyRunner, RslRlVecEnvWrapper
-    from mjlab.tasks.registry import load_rl_cfg
 
     from gr00t_torchrl.config import resolve_config
-    from gr00t_torchrl.envs.mjlab_adapter import make_mjlab_env
 
     num_envs = resolve_config([f"task={task}"]).env.num_envs
-    agent = copy.deepcopy(load_rl_cfg(task))
-    agent.seed, agent.logger = 1, "tensorboard"
-    env = RslRlVecEnvWrapper(make_mjlab_env(task, num_envs, "cpu", 1).env, clip_actions=agent.clip_actions)
     watch = Stopwatch()
     watch.wrap(ManagerBasedRlEnv, "step", "mjlab env step")
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as log_dir:  # rsl_rl's writer may still flush
-        runner = MjlabOnPolicyRunner(env, dataclasses.asdict(agent), log_dir, "cpu")
-        watch.wrap(env, "step", "env wrapper step (incl. the above)")
+        runner, _ = rsl_rl_runner(task, num_envs, 1, log_dir)
+        watch.wrap(runner.env, "step", "env wrapper step (incl. the above)")
         watch.wrap(runner.alg, "act", "policy + critic (collection)")
         watch.wrap(runner.alg, "process_env_step", "storage")
         watch.wrap(runner.logger, "process_env_step", "episode bookkeeping")
@@ -110,9 +84,9 @@ def breakdown_rsl_rl(task: str, iterations: int) -> dict[str, float]:
         watch.wrap(runner.alg, "update", "update (epochs x mini-batches)")
         watch.wrap(runner.logger, "log", "logging")
         runner.learn(num_learning_iterations=WARMUP, init_at_random_ep_len=True)
-        first = watch.snapshot()
+        first = snapshot(watch)
         runner.learn(num_learning_iterations=iterations)
-        last = watch.snapshot()
+        last = snapshot(watch)
     parts = per_iteration(first, last, iterations)
     parts["env wrapper step (incl. the above)"] -= parts["mjlab env step"]
     parts["rsl_rl env wrapper"] = parts.pop("env wrapper step (incl. the above)")
