@@ -98,6 +98,3 @@ def make_gym_env(cfg: Config, seed: int, *, num_envs: int, train: bool = True) -
     if train and cfg.env.scale_reward:
         transforms.append(RewardScaling(num_envs, gamma=cfg.ppo.gamma, clip=cfg.env.reward_clip))
     return TransformedEnv(base, Compose(*transforms))
-
-
-

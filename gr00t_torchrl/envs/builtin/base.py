@@ -104,9 +104,9 @@ class BatchedTask(gym.vector.VectorEnv):
         done = terminated | truncated
         success = self._success(self.state) & done
         # Isaac Lab's extras["log"]: episode statistics of the envs that finished in this step
-        finished = done.sum().clamp_min(1)
+        finished = done.sum()
         self.extras = {
-            "log": {"success_rate": success.sum() / finished, "episodes_finished": done.sum()},
+            "log": {"success_rate": success.sum() / finished.clamp_min(1), "episodes_finished": finished},
             "success": success,
             "time_outs": truncated,  # the key rsl_rl reads time-outs from
         }
