@@ -13,11 +13,10 @@ from gr00t_torchrl.runner import train
 
 pytestmark = pytest.mark.slow
 
-# At 50k env steps, measured with one torch thread, as here: CartPole-v1 scores 215-500 over 10 seeds
-# (benchmarks/results/learning_cartpole_10seeds.md; three of ten end below 300: the preset's 20 epochs
-# over one 256-step batch make its runs diverge on float rounding alone), random play about 22;
+# At 50k env steps, measured with one torch thread, as here: CartPole-v1 scores 496-500 over 10 seeds
+# (benchmarks/results/learning_cartpole_c6x10.md, the preset's 16 envs x 16 steps), random play about 22;
 # Pendulum-v1 scores -192 to -256 over 5 seeds (compare_sb3_pendulum.md), random play about -1200.
-CARTPOLE_THRESHOLD = 150.0
+CARTPOLE_THRESHOLD = 400.0
 PENDULUM_THRESHOLD = -400.0
 
 
