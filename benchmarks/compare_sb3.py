@@ -4,6 +4,7 @@
     python benchmarks/compare_sb3.py pendulum --steps 50000 --seeds 5 --jobs 2
     python benchmarks/compare_sb3.py halfcheetah --steps 1000000 --seeds 5 --jobs 2
     python benchmarks/compare_sb3.py pendulum --steps 20480 --seeds 2 --same-shape     # like-for-like speed
+    python benchmarks/compare_sb3.py halfcheetah --steps 1000000 --seeds 2 --libraries sb3  # one library only
 
 TASK is a preset of this project (its Gymnasium id is the task SB3 trains). SB3 gets the RL-Zoo's
 tuned hyperparameters where the zoo has them (`ZOO` below, from rl-baselines3-zoo's hyperparams/ppo.yml;
@@ -34,6 +35,7 @@ from learning import RESULTS, plot_curves, run_parallel, summarize
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "ppo_gr00t.py"
 EVAL_SEED_OFFSET = 1_000_000  # as gr00t_torchrl.evaluate
 EVAL_EPISODES = 10
+LIBRARIES = ("gr00t-torchrl", "sb3")
 
 _MUJOCO_ZOO = {"normalize": True, "n_envs": 1, "policy_kwargs": {"log_std_init": -2, "ortho_init": False,
                                                                   "activation_fn": "relu",
@@ -185,7 +187,9 @@ def main() -> None:
     parser.add_argument("--tag", default="", help="suffix of the result files")
     parser.add_argument("--same-shape", action="store_true",
                         help="SB3 with this preset's envs, rollout, mini-batch size, epochs and network: like-for-like speed")
-    parser.add_argument("--worker", choices=["gr00t-torchrl", "sb3"], help=argparse.SUPPRESS)
+    parser.add_argument("--libraries", nargs="+", choices=LIBRARIES, default=list(LIBRARIES),
+                        help="train only these (e.g. sb3 where this project's runs of the budget exist already)")
+    parser.add_argument("--worker", choices=LIBRARIES, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -203,7 +207,7 @@ def main() -> None:
         sys.exit('compare_sb3 needs Stable-Baselines3: pip install -e ".[bench]"')
 
     threads = max((os.cpu_count() or 1) // args.jobs, 1)
-    jobs = [(lib, seed) for seed in range(1, args.seeds + 1) for lib in ("gr00t-torchrl", "sb3")]
+    jobs = [(lib, seed) for seed in range(1, args.seeds + 1) for lib in args.libraries]
     rows = run_parallel(lambda j: run_job(j[0], args.task, args.steps, j[1], threads, args.same_shape), jobs, args.jobs)
 
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -228,7 +232,7 @@ def main() -> None:
         "| library | env steps trained | eval return, mean +- std | per seed | train wall s, mean | env steps/s, mean |",
         "|---|---|---|---|---|---|",
     ]
-    for library in ("gr00t-torchrl", "sb3"):
+    for library in args.libraries:
         s = summarize(rows, library)
         lines.append(
             f"| {library} | {s['env_steps']} | {s['mean']:.1f} +- {s['std']:.1f} | "
@@ -236,7 +240,7 @@ def main() -> None:
         )
     text = "\n".join(lines) + "\n"
     (RESULTS / f"{stem}.md").write_text(text)
-    plot_curves(rows, ("gr00t-torchrl", "sb3"), f"PPO on {env_id}", args.steps, RESULTS / f"{stem}.png")
+    plot_curves(rows, tuple(args.libraries), f"PPO on {env_id}", args.steps, RESULTS / f"{stem}.png")
     print(text)
 
 

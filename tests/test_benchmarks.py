@@ -44,6 +44,15 @@ def test_compare_sb3_trains_both_libraries_and_writes_table_csv_and_plot(tmp_pat
 
 
 @pytest.mark.slow
+def test_compare_sb3_trains_only_the_libraries_asked_for(tmp_path):
+    pytest.importorskip("stable_baselines3")
+    out = run_script("compare_sb3.py", "pendulum", "--steps", "1024", "--seeds", "1", "--libraries", "sb3",
+                     out=tmp_path)
+    assert "| sb3 |" in out and "| gr00t-torchrl |" not in out
+    assert [r["library"] for r in rows(tmp_path / "compare_sb3_pendulum.csv")] == ["sb3"]
+
+
+@pytest.mark.slow
 def test_ablate_runs_the_preset_and_each_variant(tmp_path):
     run_script("ablate.py", "pendulum", "--steps", "512", "--seeds", "2", "--details", "relu", out=tmp_path)
     table = rows(tmp_path / "ablate_pendulum.csv")
