@@ -3,6 +3,7 @@
     python benchmarks/learning.py pendulum --steps 50000 --seeds 5
     python benchmarks/learning.py cartpole --steps 50000 100000 --seeds 5 --jobs 2
     python benchmarks/learning.py pendulum --steps 50000 --seeds 3 --set ppo.lr=3e-4   # extra settings
+    python benchmarks/learning.py halfcheetah --steps 1000000 --seeds 3 --first-seed 3  # seeds 3, 4, 5
 
 Each (budget, seed) is a separate run of the preset with `total_steps=<budget>` (so the LR schedule
 fits the budget), evaluated deterministically at its end. Prints a table and writes it, with the
@@ -108,11 +109,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[50_000])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (each gets cores // jobs threads)")
+    parser.add_argument("--first-seed", type=int, default=1, help="seeds are first-seed, first-seed + 1, ...")
     parser.add_argument("--tag", default="", help="suffix of the result files")
     parser.add_argument("--set", dest="overrides", nargs="*", default=[], help="extra key=value settings")
     args = parser.parse_args()
     threads = max((os.cpu_count() or 1) // args.jobs, 1)
-    jobs = [(s, seed) for s in args.steps for seed in range(1, args.seeds + 1)]
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    jobs = [(s, seed) for s in args.steps for seed in seeds]
     rows = run_parallel(lambda j: run_one(args.task, j[0], j[1], args.overrides, threads), jobs, args.jobs)
 
     stem = f"learning_{args.task}{'_' + args.tag if args.tag else ''}"
@@ -120,7 +123,7 @@ def main() -> None:
     lines = [
         f"# Learning: {args.task} {' '.join(args.overrides)}",
         "",
-        f"Command: `python benchmarks/learning.py {' '.join(sys.argv[1:])}`",
+        f"Command: `python benchmarks/learning.py {' '.join(sys.argv[1:])}` (seeds {seeds[0]}-{seeds[-1]})",
         "",
         "| env steps | seeds | eval return mean | std | min | max | per seed | wall s / run |",
         "|---|---|---|---|---|---|---|---|",
