@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import json
 import os
 import subprocess
@@ -201,10 +202,8 @@ def main() -> None:
         return run_ours(args.task, args.steps, args.seed, args.out)
     if args.worker == "sb3":
         return run_sb3(env_id, args.steps, args.seed, args.out, same_shape_params(args.task) if args.same_shape else None)
-    try:
-        import stable_baselines3  # noqa: F401
-    except ImportError:
-        sys.exit('compare_sb3 needs Stable-Baselines3: pip install -e ".[bench]"')
+    if "sb3" in args.libraries and importlib.util.find_spec("stable_baselines3") is None:
+        sys.exit('compare_sb3 needs Stable-Baselines3 to train it: pip install -e ".[bench]"')
 
     threads = max((os.cpu_count() or 1) // args.jobs, 1)
     jobs = [(lib, seed) for seed in range(1, args.seeds + 1) for lib in args.libraries]
