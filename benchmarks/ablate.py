@@ -12,9 +12,11 @@ t-interval over seeds. Writes benchmarks/results/ablate_<task>.csv, .md and .png
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
+import threading
 
 from learning import RESULTS, run_one, run_parallel, write_rows
 
@@ -32,6 +34,7 @@ VARIANTS: dict[str, list[str]] = {
     "default-init": ["network.orthogonal_init=false"],  # detail 2: PyTorch's default init
     "relu": ["network.activation=relu"],  # detail 26: Tanh for robots
     "64x64": ["network.hidden_sizes=64,64"],  # detail 26: 256x256 for robots
+    "256x256": ["network.hidden_sizes=256,256"],  # for presets with smaller networks (pendulum)
 }
 # two-sided 95% t quantiles by degrees of freedom
 T95 = {1: 12.71, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
@@ -44,6 +47,21 @@ def paired_change(variant: list[float], preset: list[float]) -> tuple[float, flo
         return diffs[0] if diffs else float("nan"), float("nan")
     half = T95.get(len(diffs) - 1, 1.96) * statistics.stdev(diffs) / len(diffs) ** 0.5
     return statistics.mean(diffs), half
+
+
+def same_as_preset(task: str, overrides: list[str]) -> bool:
+    """Whether a variant's overrides leave the task's resolved config as it is (nothing to ablate)."""
+    from gr00t_torchrl.config import resolve_config
+
+    return resolve_config([f"task={task}", *overrides]) == resolve_config([f"task={task}"])
+
+
+def load_finished(path, steps: int) -> dict[tuple[str, int], dict]:
+    """Runs of an interrupted study at this budget, by (variant, seed)."""
+    if not path.exists():
+        return {}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {(r["variant"], r["seed"]): r for r in rows if r["steps"] == steps}
 
 
 def plot(summary: list[dict], title: str, path) -> None:
@@ -71,19 +89,36 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (each gets cores // jobs threads)")
     parser.add_argument("--details", nargs="*", choices=[v for v in VARIANTS if v != "preset"],
-                        help="variants to run (default: all)")
+                        help="variants to run (default: all that change the preset)")
     parser.add_argument("--tag", default="", help="suffix of the result files")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse the runs an interrupted study of the same task, budget and tag finished")
     args = parser.parse_args()
-    names = ["preset", *(args.details or [v for v in VARIANTS if v != "preset"])]
+    requested = args.details or [v for v in VARIANTS if v != "preset"]
+    skipped = [v for v in requested if same_as_preset(args.task, VARIANTS[v])]
+    names = ["preset", *(v for v in requested if v not in skipped)]
     threads = max((os.cpu_count() or 1) // args.jobs, 1)
     jobs = [(name, seed) for name in names for seed in range(1, args.seeds + 1)]
+    stem = f"ablate_{args.task}{'_' + args.tag if args.tag else ''}"
+    # every finished run is appended here at once, so hours of runs survive an interruption (--resume)
+    finished_log = RESULTS / f"{stem}.runs.jsonl"
+    if finished_log.exists() and not args.resume:
+        sys.exit(f"An interrupted study left its finished runs in {finished_log}: pass --resume to reuse them, "
+                 "or delete the file to start over.")
+    finished = load_finished(finished_log, args.steps) if args.resume else {}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    log_lock = threading.Lock()
 
     def run(job: tuple[str, int]) -> dict:
+        if job in finished:
+            return finished[job]
         name, seed = job
-        return {"variant": name, **run_one(args.task, args.steps, seed, VARIANTS[name], threads)}
+        row = {"variant": name, **run_one(args.task, args.steps, seed, VARIANTS[name], threads)}
+        with log_lock, finished_log.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        return row
 
     rows = run_parallel(run, jobs, args.jobs)
-    stem = f"ablate_{args.task}{'_' + args.tag if args.tag else ''}"
     write_rows(rows, stem)
     preset = [r["eval_return"] for r in rows if r["variant"] == "preset"]
     summary = []
@@ -108,9 +143,12 @@ def main() -> None:
             f"{s['change']:+.1f} [{s['change'] - s['half']:+.1f}, {s['change'] + s['half']:+.1f}]"
         lines.append(f"| {s['variant']} | `{override}` | {s['mean']:.1f} +- {s['std']:.1f} | "
                      f"{', '.join(f'{x:.0f}' for x in s['scores'])} | {change} |")
+    if skipped:
+        lines += ["", f"Not run, the preset has them already: {', '.join(skipped)}."]
     text = "\n".join(lines) + "\n"
     (RESULTS / f"{stem}.md").write_text(text)
     plot(summary, f"PPO ablations on {args.task}, {args.steps} env steps", RESULTS / f"{stem}.png")
+    finished_log.unlink(missing_ok=True)  # the csv holds every run now
     print(text)
 
 

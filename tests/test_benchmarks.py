@@ -6,6 +6,7 @@ The figures themselves come from full runs (benchmarks/results/); timing is neve
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -59,6 +60,27 @@ def test_ablate_runs_the_preset_and_each_variant(tmp_path):
     assert [r["variant"] for r in table] == ["preset", "preset", "relu", "relu"]
     assert "change vs preset" in (tmp_path / "ablate_pendulum.md").read_text()
     assert (tmp_path / "ablate_pendulum.png").exists()
+
+
+@pytest.mark.slow
+def test_ablate_resumes_an_interrupted_study_and_skips_variants_the_preset_has(tmp_path):
+    interrupted = {"variant": "preset", "task": "pendulum", "steps": 512, "seed": 1, "eval_return": -1.5,
+                   "wall_s": 1.0, "sps": 1.0}
+    log = tmp_path / "ablate_pendulum.runs.jsonl"
+    log.write_text(json.dumps(interrupted) + "\n")
+    refused = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ablate.py"), "pendulum", "--steps", "512",
+                              "--seeds", "1", "--details", "relu"], capture_output=True, text=True, cwd=tmp_path,
+                             env={**os.environ, "GR00T_BENCH_RESULTS": str(tmp_path)}, timeout=600)
+    assert refused.returncode != 0 and "--resume" in refused.stderr  # never overwrites finished runs silently
+    # the pendulum preset has 64x64 networks already, so that variant is not run
+    run_script("ablate.py", "pendulum", "--steps", "512", "--seeds", "1", "--details", "relu", "64x64", "--resume",
+               out=tmp_path)
+    table = rows(tmp_path / "ablate_pendulum.csv")
+    assert [r["variant"] for r in table] == ["preset", "relu"]
+    assert float(table[0]["eval_return"]) == -1.5  # reused from the log, not trained again
+    assert float(table[1]["eval_return"]) != -1.5
+    assert "Not run, the preset has them already: 64x64" in (tmp_path / "ablate_pendulum.md").read_text()
+    assert not log.exists()
 
 
 @pytest.mark.slow
