@@ -31,7 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from compare_sb3 import EVAL_EPISODES, EVAL_SEED_OFFSET, ours_args, read_ours
+from compare_sb3 import EVAL_EPISODES, EVAL_SEED_OFFSET, ours_args
+from learning import read_run
 from learning import RESULTS, plot_curves, summarize
 from throughput import raw_task_sps
 
@@ -105,7 +106,7 @@ def run_ours(task: str, steps: int, seed: int, out: Path) -> None:
         run_dir = Path(tmp) / "run"
         train(resolve_config(ours_args(task, steps, seed, run_dir)),
               on_iteration=lambda *_: env_seconds.append(clock.seconds["env"]))
-        result = read_ours(run_dir)
+        result = read_run(run_dir)
     out.write_text(json.dumps({**result, "env_s": env_seconds[-1]}))
 
 

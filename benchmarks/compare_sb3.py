@@ -32,8 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from learning import RESULTS, plot_curves, run_parallel, summarize
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "ppo_gr00t.py"
+from learning import RESULTS, plot_curves, recipe_args, run_parallel, summarize, train_recipe
 EVAL_SEED_OFFSET = 1_000_000  # as gr00t_torchrl.evaluate
 EVAL_EPISODES = 10
 LIBRARIES = ("gr00t-torchrl", "sb3")
@@ -58,31 +57,12 @@ ZOO: dict[str, dict] = {
 # --------------------------------------------------------------------------- workers (one process each)
 def ours_args(task: str, steps: int, seed: int, run_dir: Path) -> list[str]:
     """The overrides of one of this project's benchmark runs."""
-    return [f"task={task}", f"total_steps={steps}", f"seed={seed}", f"run_dir={run_dir}", "progress_bar=false",
-            f"eval_episodes={EVAL_EPISODES}"]
-
-
-def read_ours(run_dir: Path) -> dict:
-    """Eval return, summed iteration times, env steps and learning curve of a finished run."""
-    result = json.loads((run_dir / "eval.json").read_text())
-    with (run_dir / "metrics.csv").open() as f:
-        rows = [r for r in csv.DictReader(f) if r.get("sps")]
-    train_time = sum((float(b["env_steps"]) - float(a["env_steps"])) / float(b["sps"])
-                     for a, b in zip([{"env_steps": 0}, *rows], rows))
-    curve = [(int(float(r["env_steps"])), float(r["episode_return_mean"])) for r in rows
-             if r.get("episode_return_mean") not in (None, "", "nan")]
-    return {"eval_return": result["eval_return_mean"], "train_s": train_time,
-            "env_steps": int(float(rows[-1]["env_steps"])), "curve": curve}
+    return recipe_args(task, steps, seed, run_dir, [f"eval_episodes={EVAL_EPISODES}"])
 
 
 def run_ours(task: str, steps: int, seed: int, out: Path) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        run_dir = Path(tmp) / "run"
-        proc = subprocess.run([sys.executable, str(RECIPE), *ours_args(task, steps, seed, run_dir)],
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"gr00t-torchrl run failed ({task} seed={seed}):\n{proc.stderr[-2000:]}")
-        out.write_text(json.dumps(read_ours(run_dir)))
+    run = train_recipe(task, steps, seed, [f"eval_episodes={EVAL_EPISODES}"])
+    out.write_text(json.dumps({key: run[key] for key in ("eval_return", "train_s", "env_steps", "curve")}))
 
 
 def _schedule(value):

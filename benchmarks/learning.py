@@ -86,21 +86,46 @@ def plot_curves(rows: list[dict], libraries: tuple[str, ...], title: str, steps:
     fig.savefig(path, dpi=100)
 
 
-def run_one(task: str, steps: int, seed: int, overrides: list[str], threads: int) -> dict:
+def recipe_args(task: str, steps: int, seed: int, run_dir: Path, overrides: list[str] = ()) -> list[str]:
+    """The recipe's settings for one benchmark run of `task` (budget, seed, where it writes), then `overrides`."""
+    return [f"task={task}", f"total_steps={steps}", f"seed={seed}", f"run_dir={run_dir}", "progress_bar=false",
+            *overrides]
+
+
+def read_run(run_dir: Path) -> dict:
+    """A finished run's eval return, env steps, training time (its iterations' times summed), median steps/s
+    after the first iteration (which warms up) and learning curve (env steps, training episode return)."""
+    result = json.loads((run_dir / "eval.json").read_text())
+    with (run_dir / "metrics.csv").open() as f:
+        rows = [r for r in csv.DictReader(f) if r.get("sps")]
+    train_time = sum((float(b["env_steps"]) - float(a["env_steps"])) / float(b["sps"])
+                     for a, b in zip([{"env_steps": 0}, *rows], rows))
+    curve = [(int(float(r["env_steps"])), float(r["episode_return_mean"])) for r in rows
+             if r.get("episode_return_mean") not in (None, "", "nan")]
+    sps = [float(r["sps"]) for r in rows][1:]
+    return {"eval_return": result["eval_return_mean"], "train_s": train_time, "env_steps": int(float(rows[-1]["env_steps"])),
+            "sps": statistics.median(sps) if sps else float("nan"), "curve": curve}
+
+
+def train_recipe(task: str, steps: int, seed: int, overrides: list[str] = (), threads: int | None = None) -> dict:
+    """Trains the recipe in a subprocess (`threads` torch threads) and reads the finished run (`read_run`), plus its wall time."""
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
-        args = [f"task={task}", f"total_steps={steps}", f"seed={seed}", f"run_dir={run_dir}", "progress_bar=false"]
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, str(RECIPE), *args, *overrides], capture_output=True, text=True, env=env)
+        proc = subprocess.run([sys.executable, str(RECIPE), *recipe_args(task, steps, seed, run_dir, overrides)],
+                              capture_output=True, text=True, env=env)
         wall = time.perf_counter() - start
         if proc.returncode != 0:
             raise RuntimeError(f"run failed ({task} steps={steps} seed={seed}):\n{proc.stderr[-2000:]}")
-        result = json.loads((run_dir / "eval.json").read_text())
-        with (run_dir / "metrics.csv").open() as f:
-            sps = [float(r["sps"]) for r in csv.DictReader(f) if r.get("sps")][1:]  # the first warms up
-    return {"task": task, "steps": steps, "seed": seed, "eval_return": result["eval_return_mean"], "wall_s": wall,
-            "sps": statistics.median(sps) if sps else float("nan")}
+        return {**read_run(run_dir), "wall_s": wall}
+
+
+def run_one(task: str, steps: int, seed: int, overrides: list[str], threads: int) -> dict:
+    """One row of a learning table: the run's eval return, wall time and median steps/s."""
+    run = train_recipe(task, steps, seed, overrides, threads)
+    return {"task": task, "steps": steps, "seed": seed, "eval_return": run["eval_return"], "wall_s": run["wall_s"],
+            "sps": run["sps"]}
 
 
 def main() -> None:
