@@ -49,11 +49,12 @@ def paired_change(variant: list[float], preset: list[float]) -> tuple[float, flo
     return statistics.mean(diffs), half
 
 
-def same_as_preset(task: str, overrides: list[str]) -> bool:
-    """Whether a variant's overrides leave the task's resolved config as it is (nothing to ablate)."""
+def variants_in_preset(task: str, names: list[str]) -> list[str]:
+    """The variants whose overrides leave the task's resolved config as it is (nothing to ablate)."""
     from gr00t_torchrl.config import resolve_config
 
-    return resolve_config([f"task={task}", *overrides]) == resolve_config([f"task={task}"])
+    preset = resolve_config([f"task={task}"])
+    return [name for name in names if resolve_config([f"task={task}", *VARIANTS[name]]) == preset]
 
 
 def load_finished(path, steps: int) -> dict[tuple[str, int], dict]:
@@ -95,7 +96,7 @@ def main() -> None:
                         help="reuse the runs an interrupted study of the same task, budget and tag finished")
     args = parser.parse_args()
     requested = args.details or [v for v in VARIANTS if v != "preset"]
-    skipped = [v for v in requested if same_as_preset(args.task, VARIANTS[v])]
+    skipped = variants_in_preset(args.task, requested)
     names = ["preset", *(v for v in requested if v not in skipped)]
     threads = max((os.cpu_count() or 1) // args.jobs, 1)
     jobs = [(name, seed) for name in names for seed in range(1, args.seeds + 1)]

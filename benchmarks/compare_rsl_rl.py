@@ -32,8 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from compare_sb3 import EVAL_EPISODES, EVAL_SEED_OFFSET, ours_args
-from learning import read_run
-from learning import RESULTS, plot_curves, summarize
+from learning import RESULTS, plot_curves, read_run, summarize
 from throughput import raw_task_sps
 
 from gr00t_torchrl.envs.mjlab_adapter import make_mjlab_env

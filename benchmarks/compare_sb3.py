@@ -35,6 +35,7 @@ import numpy as np
 from learning import RESULTS, plot_curves, recipe_args, run_parallel, summarize, train_recipe
 EVAL_SEED_OFFSET = 1_000_000  # as gr00t_torchrl.evaluate
 EVAL_EPISODES = 10
+OURS_OVERRIDES = [f"eval_episodes={EVAL_EPISODES}"]  # the same evaluation as SB3's runs get
 LIBRARIES = ("gr00t-torchrl", "sb3")
 
 _MUJOCO_ZOO = {"normalize": True, "n_envs": 1, "policy_kwargs": {"log_std_init": -2, "ortho_init": False,
@@ -57,11 +58,11 @@ ZOO: dict[str, dict] = {
 # --------------------------------------------------------------------------- workers (one process each)
 def ours_args(task: str, steps: int, seed: int, run_dir: Path) -> list[str]:
     """The overrides of one of this project's benchmark runs."""
-    return recipe_args(task, steps, seed, run_dir, [f"eval_episodes={EVAL_EPISODES}"])
+    return recipe_args(task, steps, seed, run_dir, OURS_OVERRIDES)
 
 
 def run_ours(task: str, steps: int, seed: int, out: Path) -> None:
-    run = train_recipe(task, steps, seed, [f"eval_episodes={EVAL_EPISODES}"])
+    run = train_recipe(task, steps, seed, OURS_OVERRIDES)
     out.write_text(json.dumps({key: run[key] for key in ("eval_return", "train_s", "env_steps", "curve")}))
 
 
