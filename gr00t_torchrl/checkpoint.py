@@ -58,13 +58,18 @@ def check_compatible(saved: dict[str, Any], current: dict[str, Any], path: Path)
 
 
 def rng_state() -> dict[str, Any]:
-    """Torch, NumPy and Python RNG states, in types that load under weights_only."""
+    """Torch (CPU and this process's CUDA device), NumPy and Python RNG states, in types that load
+    under weights_only. A policy on a GPU samples its actions from the CUDA generator, so an exact
+    resume needs that state too."""
     np_state = np.random.get_state()
-    return {
+    state = {
         "torch": torch.get_rng_state(),
         "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *map(int, np_state[2:4]), float(np_state[4])],
         "python": random.getstate(),
     }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
@@ -73,3 +78,5 @@ def set_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():  # a CPU resume of a GPU run has no CUDA generator to set
+        torch.cuda.set_rng_state(state["cuda"])

@@ -39,7 +39,7 @@ class RunningMeanStd(nn.Module):
         """
         batch = batch.reshape(-1, *self.mean.shape).to(torch.float64)
         if valid is None:
-            count = torch.tensor(float(batch.shape[0]), dtype=torch.float64, device=batch.device)
+            count = torch.full((), batch.shape[0], dtype=torch.float64, device=batch.device)  # no host copy
             mean, var = batch.mean(0), batch.var(0, unbiased=False)
         else:
             weight = valid.reshape(-1, *([1] * self.mean.dim())).to(torch.float64)
