@@ -127,8 +127,9 @@ class BatchedTask(gym.vector.VectorEnv):
 
     def restore(self, snapshot: dict[str, torch.Tensor], resume: bool = True) -> None:
         """Puts a snapshot back; with `resume`, the next `reset()` continues its episodes instead of new ones."""
-        self.state = snapshot["state"].to(self.device)
-        self.episode_length_buf = snapshot["episode_length"].to(self.device)
+        # copies: a step updates these buffers in place, which must not reach back into the snapshot
+        self.state = snapshot["state"].to(self.device, copy=True)
+        self.episode_length_buf = snapshot["episode_length"].to(self.device, copy=True)
         self.generator.set_state(snapshot["generator"])
         self._restored = resume
 
