@@ -7,6 +7,11 @@ tests/test_cuda.py` (benchmarks/gpu_checks.sh runs it with the GPU benchmarks).
 from __future__ import annotations
 
 import csv
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import lightning as L
 import pytest
@@ -20,6 +25,8 @@ from gr00t_torchrl.runner import Pipeline, build_pipeline, evaluate_run, make_co
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 BUILTIN = ["Gr00t-Cartpole-v0", "Gr00t-Pendulum-SwingUp-v0", "Gr00t-Arm-Reach-v0"]
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "ppo_gr00t.py"
+SMALL = ["env.num_envs=4", "ppo.num_steps=64", "total_steps=2048", "eval_episodes=2", "progress_bar=false"]
 
 
 def gpu_pipeline(task: str) -> Pipeline:
@@ -85,6 +92,26 @@ def test_resuming_a_gpu_run_gives_the_uninterrupted_result(tmp_path):
     assert [r["policy_loss"] for r in rows[0]] == [r["policy_loss"] for r in rows[1]]
     # a GPU run's checkpoint evaluates on a machine without one (weights are loaded to the CPU)
     assert evaluate_run(straight, episodes=2)["episodes"] == 2
+
+
+@pytest.mark.parametrize("task", ["pendulum", "halfcheetah"])
+def test_a_gymnasium_task_trains_with_its_networks_on_the_gpu(tmp_path, task):
+    # the env steps on the CPU; the collector moves each step to the policy's device and stores there
+    result = train(resolve_config([f"task={task}", "accelerator=cuda", f"run_dir={tmp_path}", *SMALL]))
+    assert result["env_steps"] == 2048 and math.isfinite(result["eval_return_mean"])
+    saved = ckpt.load(tmp_path / "checkpoints" / "last.ckpt")
+    assert all(torch.isfinite(v).all() for v in saved["module"].values() if v.is_floating_point())
+
+
+def test_the_lightning_launcher_trains_on_the_gpu(tmp_path):
+    fabric_cli = shutil.which("fabric") or str(Path(sys.executable).with_name("fabric"))
+    proc = subprocess.run(
+        [fabric_cli, "run", "--accelerator", "cuda", "--devices", "1", str(RECIPE), "task=Gr00t-Cartpole-v0",
+         "accelerator=cuda", f"run_dir={tmp_path}", *SMALL],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "done: Gr00t-Cartpole-v0" in proc.stdout and (tmp_path / "eval.json").is_file()
 
 
 # The presets at their budgets, as tests/test_learning.py runs them on the CPU; a GPU draws other
