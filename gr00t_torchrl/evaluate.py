@@ -30,7 +30,8 @@ def evaluate(
     """One episode in each of `episodes` envs seeded apart from training; raw (unscaled) returns.
 
     Tasks that define success (the built-in tasks report a per-env `extras["success"]` on the step
-    an episode ends) also get the fraction of episodes that succeeded.
+    an episode ends) also get the fraction of episodes that succeeded. `device` is the actor's; an
+    Isaac-API env runs there too, a Gymnasium env on the CPU.
     """
     env = make_env(cfg, seed=cfg.seed + EVAL_SEED_OFFSET, num_envs=episodes, train=False, device=device)
     task = vector_env(env)
@@ -45,7 +46,8 @@ def evaluate(
     td: TensorDictBase = env.reset()
     with set_exploration_type(ExplorationType.DETERMINISTIC):
         for _ in range(MAX_EVAL_STEPS):
-            td = env.step(actor(td))
+            # a Gymnasium env steps on the CPU while the actor may sit on a GPU
+            td = env.step(actor(td.to(device)).to(env.device))
             done = td.get(("next", "done")).reshape(-1).cpu() & ~finished
             returns[done] = td.get(("next", "episode_return")).reshape(-1).cpu()[done]
             if has_success:  # read before a reset can replace the step's extras
