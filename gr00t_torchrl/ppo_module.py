@@ -180,7 +180,7 @@ class PPOModule(L.LightningModule):
                 else:
                     loss.backward()
                 grad_norm = self._clip_gradients(optimizer, max_norm)  # detail 11
-                if torch.isfinite(loss) and torch.isfinite(grad_norm):
+                if torch.isfinite(loss.detach() + grad_norm):  # both finite; one host sync on a GPU, not two
                     optimizer.step()
                     self.bad_updates_in_a_row = 0
                 else:  # a non-finite loss or gradient never reaches the weights
