@@ -5,6 +5,7 @@
     python benchmarks/compare_sb3.py halfcheetah --steps 1000000 --seeds 5 --jobs 2
     python benchmarks/compare_sb3.py pendulum --steps 20480 --seeds 2 --same-shape     # like-for-like speed
     python benchmarks/compare_sb3.py halfcheetah --steps 1000000 --seeds 2 --libraries sb3  # one library only
+    python benchmarks/compare_sb3.py halfcheetah --steps 1000000 --seeds 2 --first-seed 2 --libraries sb3  # seeds 2, 3
 
 TASK is a preset of this project (its Gymnasium id is the task SB3 trains). SB3 gets the RL-Zoo's
 tuned hyperparameters where the zoo has them (`ZOO` below, from rl-baselines3-zoo's hyperparams/ppo.yml;
@@ -165,6 +166,7 @@ def main() -> None:
     parser.add_argument("task", help="a preset of this project, e.g. pendulum")
     parser.add_argument("--steps", type=int, default=50_000)
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=1, help="seeds are first-seed, first-seed + 1, ...")
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (each gets cores // jobs threads)")
     parser.add_argument("--tag", default="", help="suffix of the result files")
     parser.add_argument("--same-shape", action="store_true",
@@ -187,7 +189,7 @@ def main() -> None:
         sys.exit('compare_sb3 needs Stable-Baselines3 to train it: pip install -e ".[bench]"')
 
     threads = max((os.cpu_count() or 1) // args.jobs, 1)
-    jobs = [(lib, seed) for seed in range(1, args.seeds + 1) for lib in args.libraries]
+    jobs = [(lib, seed) for seed in range(args.first_seed, args.first_seed + args.seeds) for lib in args.libraries]
     rows = run_parallel(lambda j: run_job(j[0], args.task, args.steps, j[1], threads, args.same_shape), jobs, args.jobs)
 
     RESULTS.mkdir(parents=True, exist_ok=True)
