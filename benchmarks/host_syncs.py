@@ -21,7 +21,9 @@ import torch
 
 from learning import RESULTS
 
-BUILTIN = ["Gr00t-Cartpole-v0", "Gr00t-Pendulum-SwingUp-v0", "Gr00t-Arm-Reach-v0"]
+from gr00t_torchrl.envs.builtin import BUILTIN_TASKS
+
+BUILTIN = list(BUILTIN_TASKS)
 
 
 def site_label(where: str) -> str:

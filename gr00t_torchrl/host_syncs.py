@@ -8,6 +8,7 @@ line that made each, using PyTorch's sync debug mode.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ class HostSync:
         return f"{self.filename}:{self.lineno}"
 
 
+@functools.cache
 def project_dirs() -> tuple[Path, ...]:
     """Where this project's code lives, installed or not (the package and its mapped sub-packages)."""
     import gr00t_torchrl

@@ -19,12 +19,13 @@ import torch
 
 from gr00t_torchrl import checkpoint as ckpt
 from gr00t_torchrl.config import resolve_config
+from gr00t_torchrl.envs.builtin import BUILTIN_TASKS
 from gr00t_torchrl.host_syncs import is_project_code, record_host_syncs
 from gr00t_torchrl.runner import Pipeline, build_pipeline, evaluate_run, make_collector, train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
-BUILTIN = ["Gr00t-Cartpole-v0", "Gr00t-Pendulum-SwingUp-v0", "Gr00t-Arm-Reach-v0"]
+BUILTIN = list(BUILTIN_TASKS)
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "ppo_gr00t.py"
 SMALL = ["env.num_envs=4", "ppo.num_steps=64", "total_steps=2048", "eval_episodes=2", "progress_bar=false"]
 

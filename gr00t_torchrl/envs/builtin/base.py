@@ -37,10 +37,10 @@ class BatchedTask(gym.vector.VectorEnv):
     `IsaacLabWrapper` recognises a batched env when Isaac Lab itself is not installed.
 
     Resets are masked (`torch.where`), never indexed by ids, so a step has no host synchronisation.
-    Subclasses set `state_dim`, `action_dim`, `policy_dim` (and `critic_dim`) and define
-    `_sample_state`, `_advance`, `_observations`, `_reward`, `_terminated` and `_success`; actions
-    in [-1, 1] are the task's normalised actuator commands and larger ones saturate (the policy's
-    own sample is what PPO stores).
+    Subclasses set `state_dim`, `action_dim`, `policy_dim` (and `critic_dim`), either `start_bounds`
+    or their own `_sample_state`, and define `_advance`, `_observations`, `_reward`, `_terminated`
+    and `_success`; actions in [-1, 1] are the task's normalised actuator commands and larger ones
+    saturate (the policy's own sample is what PPO stores).
     """
 
     metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP, "render_modes": []}
@@ -49,6 +49,7 @@ class BatchedTask(gym.vector.VectorEnv):
     action_dim: int
     policy_dim: int
     critic_dim: int | None = None  # privileged observations, where the task has them
+    start_bounds: tuple[float, ...] | None = None  # a fresh state is uniform in +-start_bounds, per state entry
     defines_success = True  # extras["success"]: per env, whether the episode that just ended succeeded
 
     def __init__(self, cfg: TaskCfg) -> None:
@@ -69,6 +70,8 @@ class BatchedTask(gym.vector.VectorEnv):
         self.episode_length_buf = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
         self.extras: dict[str, Any] = {}
         self._restored = False
+        # made once: a tensor built from a tuple on a GPU is a host-to-device copy, which synchronises
+        self._start_bounds = None if self.start_bounds is None else torch.tensor(self.start_bounds, device=self.device)
 
     @staticmethod
     def _box(dim: int) -> gym.spaces.Box:
@@ -147,7 +150,9 @@ class BatchedTask(gym.vector.VectorEnv):
     # ------------------------------------------------------------------ the task (subclasses)
 
     def _sample_state(self, n: int) -> torch.Tensor:
-        raise NotImplementedError
+        if self._start_bounds is None:
+            raise NotImplementedError("set start_bounds or override _sample_state")
+        return self._uniform(-self._start_bounds, self._start_bounds, (n, self.state_dim))
 
     def _advance(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

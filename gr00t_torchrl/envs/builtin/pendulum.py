@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -30,14 +29,7 @@ class PendulumSwingUpTask(BatchedTask):
     state_dim = 2
     action_dim = 1
     policy_dim = 3
-
-    def _sample_state(self, n: int) -> torch.Tensor:
-        return self._uniform(-self._start_bounds, self._start_bounds, (n, 2))
-
-    @functools.cached_property
-    def _start_bounds(self) -> torch.Tensor:
-        # made once: a tensor built from a list on a GPU is a host-to-device copy, which synchronises
-        return torch.tensor([math.pi, 1.0], device=self.device)
+    start_bounds = (math.pi, 1.0)
 
     def _advance(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         theta, theta_dot = state.unbind(-1)
