@@ -6,12 +6,14 @@
     python benchmarks/compare_sb3.py pendulum --steps 20480 --seeds 2 --same-shape     # like-for-like speed
     python benchmarks/compare_sb3.py halfcheetah --steps 1000000 --seeds 2 --libraries sb3  # one library only
     python benchmarks/compare_sb3.py halfcheetah --steps 1000000 --seeds 2 --first-seed 2 --libraries sb3  # seeds 2, 3
+    python benchmarks/compare_sb3.py pendulum --steps 50000 --seeds 5 --jobs 2 --eval-episodes 100 --tag eval100
 
 TASK is a preset of this project (its Gymnasium id is the task SB3 trains). SB3 gets the RL-Zoo's
 tuned hyperparameters where the zoo has them (`ZOO` below, from rl-baselines3-zoo's hyperparams/ppo.yml;
 the zoo's MuJoCo v3 settings are used for v5), its own defaults otherwise. Each (library, seed) is
 its own process with `cores // jobs` torch threads. Both are evaluated the same way: deterministic
-actions, frozen observation normalization, one episode in each of 10 envs seeded seed + 1,000,000 + i,
+actions, frozen observation normalization, one episode in each of 10 envs seeded seed + 1,000,000 + i
+(issue 4's protocol; `--eval-episodes N` for N of them: a Pendulum return depends much on its start state),
 raw rewards. Learning curves: the mean raw return of the training episodes that ended in each
 rollout. Training time excludes start-up and evaluation. Each library rounds the budget up or down to
 whole rollouts (SB3 up, this project down), so the env steps trained are reported too.
@@ -35,8 +37,7 @@ import numpy as np
 
 from learning import RESULTS, plot_curves, recipe_args, run_parallel, summarize, train_recipe
 EVAL_SEED_OFFSET = 1_000_000  # as gr00t_torchrl.evaluate
-EVAL_EPISODES = 10
-OURS_OVERRIDES = [f"eval_episodes={EVAL_EPISODES}"]  # the same evaluation as SB3's runs get
+EVAL_EPISODES = 10  # issue 4's protocol; --eval-episodes takes more for a less noisy estimate
 LIBRARIES = ("gr00t-torchrl", "sb3")
 
 _MUJOCO_ZOO = {"normalize": True, "n_envs": 1, "policy_kwargs": {"log_std_init": -2, "ortho_init": False,
@@ -57,14 +58,20 @@ ZOO: dict[str, dict] = {
 
 
 # --------------------------------------------------------------------------- workers (one process each)
+def ours_overrides(eval_episodes: int = EVAL_EPISODES) -> list[str]:
+    """This project's evaluation set to the one SB3's runs get."""
+    return [f"eval_episodes={eval_episodes}"]
+
+
 def ours_args(task: str, steps: int, seed: int, run_dir: Path) -> list[str]:
     """The overrides of one of this project's benchmark runs."""
-    return recipe_args(task, steps, seed, run_dir, OURS_OVERRIDES)
+    return recipe_args(task, steps, seed, run_dir, ours_overrides())
 
 
-def run_ours(task: str, steps: int, seed: int, out: Path) -> None:
-    run = train_recipe(task, steps, seed, OURS_OVERRIDES)
-    out.write_text(json.dumps({key: run[key] for key in ("eval_return", "train_s", "env_steps", "curve")}))
+def run_ours(task: str, steps: int, seed: int, out: Path, eval_episodes: int) -> None:
+    run = train_recipe(task, steps, seed, ours_overrides(eval_episodes))
+    keys = ("eval_return", "eval_episodes", "train_s", "env_steps", "curve")
+    out.write_text(json.dumps({key: run[key] for key in keys}))
 
 
 def _schedule(value):
@@ -89,7 +96,7 @@ def same_shape_params(task: str) -> dict:
     }
 
 
-def run_sb3(env_id: str, steps: int, seed: int, out: Path, params: dict | None = None) -> None:
+def run_sb3(env_id: str, steps: int, seed: int, out: Path, eval_episodes: int, params: dict | None = None) -> None:
     import gymnasium as gym
     import torch
     from stable_baselines3 import PPO
@@ -131,7 +138,7 @@ def run_sb3(env_id: str, steps: int, seed: int, out: Path, params: dict | None =
     train_time = time.perf_counter() - start
 
     returns = []
-    for i in range(EVAL_EPISODES):
+    for i in range(eval_episodes):
         eval_env = gym.make(env_id)
         obs, _ = eval_env.reset(seed=seed + EVAL_SEED_OFFSET + i)
         total, done = 0.0, False
@@ -143,16 +150,18 @@ def run_sb3(env_id: str, steps: int, seed: int, out: Path, params: dict | None =
             total += float(reward)
             done = terminated or truncated
         returns.append(total)
-    out.write_text(json.dumps({"eval_return": float(np.mean(returns)), "train_s": train_time,
+    out.write_text(json.dumps({"eval_return": float(np.mean(returns)), "eval_episodes": len(returns),
+                               "train_s": train_time,
                                "env_steps": int(model.num_timesteps), "curve": curve}))
 
 
 # --------------------------------------------------------------------------- driver
-def run_job(library: str, task: str, steps: int, seed: int, threads: int, same_shape: bool) -> dict:
+def run_job(library: str, task: str, steps: int, seed: int, threads: int, same_shape: bool, eval_episodes: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         command = [sys.executable, __file__, "--worker", library, task, "--steps", str(steps),
-                   "--seed", str(seed), "--out", str(out), *(["--same-shape"] if same_shape else [])]
+                   "--seed", str(seed), "--out", str(out), "--eval-episodes", str(eval_episodes),
+                   *(["--same-shape"] if same_shape else [])]
         proc = subprocess.run(command, capture_output=True, text=True,
                               env={**os.environ, "OMP_NUM_THREADS": str(threads)})
         if proc.returncode != 0:
@@ -173,6 +182,8 @@ def main() -> None:
                         help="SB3 with this preset's envs, rollout, mini-batch size, epochs and network: like-for-like speed")
     parser.add_argument("--libraries", nargs="+", choices=LIBRARIES, default=list(LIBRARIES),
                         help="train only these (e.g. sb3 where this project's runs of the budget exist already)")
+    parser.add_argument("--eval-episodes", type=int, default=EVAL_EPISODES,
+                        help="held-out evaluation episodes per run, both libraries (issue 4's protocol: 10)")
     parser.add_argument("--worker", choices=LIBRARIES, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -182,24 +193,27 @@ def main() -> None:
 
     env_id = resolve_config([f"task={args.task}"]).env.id
     if args.worker == "gr00t-torchrl":
-        return run_ours(args.task, args.steps, args.seed, args.out)
+        return run_ours(args.task, args.steps, args.seed, args.out, args.eval_episodes)
     if args.worker == "sb3":
-        return run_sb3(env_id, args.steps, args.seed, args.out, same_shape_params(args.task) if args.same_shape else None)
+        params = same_shape_params(args.task) if args.same_shape else None
+        return run_sb3(env_id, args.steps, args.seed, args.out, args.eval_episodes, params)
     if "sb3" in args.libraries and importlib.util.find_spec("stable_baselines3") is None:
         sys.exit('compare_sb3 needs Stable-Baselines3 to train it: pip install -e ".[bench]"')
 
     threads = max((os.cpu_count() or 1) // args.jobs, 1)
     jobs = [(lib, seed) for seed in range(args.first_seed, args.first_seed + args.seeds) for lib in args.libraries]
-    rows = run_parallel(lambda j: run_job(j[0], args.task, args.steps, j[1], threads, args.same_shape), jobs, args.jobs)
+    rows = run_parallel(
+        lambda j: run_job(j[0], args.task, args.steps, j[1], threads, args.same_shape, args.eval_episodes), jobs, args.jobs
+    )
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     tag = "_".join(filter(None, ["same_shape" if args.same_shape else "", args.tag]))
     stem = f"compare_sb3_{args.task}{'_' + tag if tag else ''}"
     with (RESULTS / f"{stem}.csv").open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["library", "seed", "env_steps", "eval_return", "train_s", "sps"])
+        writer.writerow(["library", "seed", "env_steps", "eval_return", "eval_episodes", "train_s", "sps"])
         for r in rows:
-            writer.writerow([r["library"], r["seed"], r["env_steps"], f"{r['eval_return']:.2f}",
+            writer.writerow([r["library"], r["seed"], r["env_steps"], f"{r['eval_return']:.2f}", r["eval_episodes"],
                              f"{r['train_s']:.1f}", f"{r['env_steps'] / r['train_s']:.0f}"])
     command = " ".join(["python benchmarks/compare_sb3.py", *sys.argv[1:]])
     sb3_settings = ("this preset's batch shape, network and update settings (VecNormalize where the preset "
@@ -209,7 +223,7 @@ def main() -> None:
         "",
         f"Command: `{command}` ({threads} torch thread(s) per run, {args.jobs} run(s) at a time). "
         f"SB3 settings: {sb3_settings}. Eval: deterministic, "
-        f"{EVAL_EPISODES} held-out episodes.",
+        f"{args.eval_episodes} held-out episodes.",
         "",
         "| library | env steps trained | eval return, mean +- std | per seed | train wall s, mean | env steps/s, mean |",
         "|---|---|---|---|---|---|",

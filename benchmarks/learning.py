@@ -103,7 +103,8 @@ def read_run(run_dir: Path) -> dict:
     curve = [(int(float(r["env_steps"])), float(r["episode_return_mean"])) for r in rows
              if r.get("episode_return_mean") not in (None, "", "nan")]
     sps = [float(r["sps"]) for r in rows][1:]
-    return {"eval_return": result["eval_return_mean"], "train_s": train_time, "env_steps": int(float(rows[-1]["env_steps"])),
+    return {"eval_return": result["eval_return_mean"], "eval_episodes": result["episodes"], "train_s": train_time,
+            "env_steps": int(float(rows[-1]["env_steps"])),
             "sps": statistics.median(sps) if sps else float("nan"), "curve": curve}
 
 

@@ -34,12 +34,14 @@ def rows(path: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_compare_sb3_trains_both_libraries_and_writes_table_csv_and_plot(tmp_path):
+def test_compare_sb3_trains_both_libraries_evaluates_alike_and_writes_table_csv_and_plot(tmp_path):
     pytest.importorskip("stable_baselines3")
-    out = run_script("compare_sb3.py", "pendulum", "--steps", "1024", "--seeds", "1", out=tmp_path)
+    out = run_script("compare_sb3.py", "pendulum", "--steps", "1024", "--seeds", "1", "--eval-episodes", "3",
+                     out=tmp_path)
     assert "| gr00t-torchrl |" in out and "| sb3 |" in out
     table = rows(tmp_path / "compare_sb3_pendulum.csv")
     assert {r["library"] for r in table} == {"gr00t-torchrl", "sb3"}
+    assert [r["eval_episodes"] for r in table] == ["3", "3"]  # both evaluated on the episodes asked for
     assert all(float(r["eval_return"]) < 0 for r in table)  # Pendulum returns are negative
     assert (tmp_path / "compare_sb3_pendulum.png").stat().st_size > 0
 
