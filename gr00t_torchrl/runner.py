@@ -31,7 +31,7 @@ from torchrl.modules import ProbabilisticActor
 from tqdm import tqdm
 
 from gr00t_torchrl import checkpoint as ckpt
-from gr00t_torchrl.config import Config
+from gr00t_torchrl.config import Config, ConfigError
 from gr00t_torchrl.distributed import any_rank, gather_objects, prepare_statistics, sync_statistics
 from gr00t_torchrl.envs import env_snapshot, find_transform, make_env, restore_env_snapshot
 from gr00t_torchrl.evaluate import evaluate, write_eval
@@ -132,6 +132,11 @@ def launched_by_fabric_cli() -> bool:
 
 def make_fabric(cfg: Config, run_dir: Path | None) -> L.Fabric:
     """Fabric for this run; under `fabric run` its flags (accelerator, devices, nodes) decide."""
+    if cfg.accelerator == "cuda" and not launched_by_fabric_cli() and not torch.cuda.is_available():
+        raise ConfigError(
+            f"accelerator=cuda, but this machine has no CUDA device PyTorch can use (the '{cfg.task}' preset "
+            "asks for a GPU): run it where there is one, or add accelerator=cpu."
+        )
     loggers = run_loggers(run_dir) if run_dir is not None else []
     if launched_by_fabric_cli():
         fabric = L.Fabric(loggers=loggers)
@@ -389,7 +394,7 @@ def train(
 
 def evaluate_run(run_dir: Path, episodes: int | None = None) -> dict[str, Any]:
     """Evaluates the last checkpoint of `run_dir` and writes its eval.json."""
-    from gr00t_torchrl.config import ConfigError, build_dataclass, load_config_file
+    from gr00t_torchrl.config import build_dataclass, load_config_file
 
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():

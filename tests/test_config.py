@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from gr00t_torchrl.config import Config, ConfigError, build_dataclass, resolve_config
@@ -83,6 +84,17 @@ def test_command_line_errors_exit_2_without_traceback(argv, tmp_path):
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error: ")
     assert not (tmp_path / "runs").exists()  # nothing ran
+
+
+def test_a_gpu_run_without_a_gpu_stops_with_a_clear_error(tmp_path, monkeypatch, capsys):
+    from gr00t_torchrl.cli import train_main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # also on a machine that has one
+    monkeypatch.chdir(tmp_path)
+    assert train_main(["task=Gr00t-Cartpole-v0", "accelerator=cuda", "total_steps=64"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: accelerator=cuda") and "accelerator=cpu" in err and "Gr00t-Cartpole-v0" in err
+    assert not (tmp_path / "runs").exists()  # nothing ran, no empty run directory
 
 
 def test_every_preset_is_a_valid_config():

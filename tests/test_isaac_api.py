@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 
 import pytest
@@ -17,6 +18,7 @@ from gr00t_torchrl.envs.builtin.cartpole import CartpoleTask
 from gr00t_torchrl.envs.isaac_api import IsaacLabApiWrapper
 from gr00t_torchrl.modules import make_actor_critic
 from gr00t_torchrl.ppo_module import PPOModule
+from gr00t_torchrl.presets import preset_names
 from gr00t_torchrl.transforms import ObservationNorm
 
 HAS_MJLAB = importlib.util.find_spec("mjlab") is not None
@@ -118,6 +120,36 @@ def test_mjlab_envs_take_the_same_path_with_the_same_keys():
     assert set(mjlab.done_keys) == set(builtin.done_keys) and mjlab.reward_keys == builtin.reward_keys
     td = mjlab.rollout(3)
     assert td["next", "observation"].shape[:2] == (4, 3) and torch.isfinite(td["next", "observation"]).all()
+
+
+MJLAB_PRESETS = [name for name in preset_names() if name.startswith("Mjlab-")]
+
+
+@pytest.mark.skipif(not HAS_MJLAB and not os.environ.get("CI"), reason="mjlab is not installed (pip install -e '.[mjlab]')")
+@pytest.mark.parametrize("task", MJLAB_PRESETS)
+def test_mjlab_presets_hold_mjlab_s_own_rsl_rl_settings(task):
+    import mjlab.tasks  # noqa: F401  (registers the tasks)
+    from mjlab.tasks.registry import load_rl_cfg
+
+    rl = load_rl_cfg(task)
+    actor, critic, algo = rl.actor, rl.critic, rl.algorithm
+    assert critic.hidden_dims == actor.hidden_dims and critic.activation == actor.activation  # one hidden_sizes here
+    assert critic.obs_normalization == actor.obs_normalization
+    assert actor.distribution_cfg["std_type"] == "scalar"  # a state-independent std, as detail 24 has it
+    cfg = resolve_config([f"task={task}"])
+    assert cfg.env.id == task
+    assert cfg.network.hidden_sizes == list(actor.hidden_dims) and cfg.network.activation == actor.activation
+    assert cfg.env.normalize_obs == actor.obs_normalization and not cfg.env.scale_reward  # rsl_rl scales no reward
+    assert cfg.network.init_log_std == pytest.approx(math.log(actor.distribution_cfg["init_std"]))
+    assert cfg.ppo.num_steps == rl.num_steps_per_env
+    assert (cfg.ppo.num_epochs, cfg.ppo.num_minibatches) == (algo.num_learning_epochs, algo.num_mini_batches)
+    assert (cfg.ppo.lr, cfg.ppo.gamma, cfg.ppo.lmbda) == (algo.learning_rate, algo.gamma, algo.lam)
+    assert (cfg.ppo.clip_epsilon, cfg.ppo.clip_value) == (algo.clip_param, algo.use_clipped_value_loss)
+    assert cfg.ppo.vf_coef == 2 * algo.value_loss_coef  # rsl_rl: coef x MSE; here vf_coef x 0.5 MSE
+    assert (cfg.ppo.entropy_coeff, cfg.ppo.max_grad_norm) == (algo.entropy_coef, algo.max_grad_norm)
+    assert algo.schedule == "adaptive" and cfg.ppo.desired_kl == algo.desired_kl and not cfg.ppo.anneal_lr
+    if cfg.env.num_envs == 4096:  # the GPU presets train mjlab's whole budget (the cart-poles are cut for a CPU)
+        assert cfg.total_steps == rl.max_iterations * rl.num_steps_per_env * cfg.env.num_envs
 
 
 def test_a_finished_env_s_final_observation_is_nan_and_the_next_episode_starts():
