@@ -261,6 +261,29 @@ def test_unknown_task_names_the_families():
 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_MJLAB and not os.environ.get("CI"), reason="mjlab is not installed (pip install -e '.[mjlab]')")
+def test_an_mjlab_robot_preset_trains_end_to_end_on_a_cpu(tmp_path):
+    from gr00t_torchrl.runner import train
+
+    seen = {}
+
+    def inspect(p, state, batch):
+        seen["critic_keys"] = list(p.module.critic.in_keys)
+        seen["normalized"] = list(p.obs_norm.in_keys)
+        seen["finite"] = all(torch.isfinite(batch.get(key)).all() for key in ("advantage", "value_target"))
+
+    # the Go1 preset is meant for 4096 envs on a GPU; 2 envs x 8 steps on a CPU check the path (the
+    # first run compiles the robot's Warp kernels: about a minute)
+    cfg = resolve_config(["task=Mjlab-Velocity-Flat-Unitree-Go1", "accelerator=cpu", "env.num_envs=2",
+                          "ppo.num_steps=8", "total_steps=32", "eval_episodes=0",
+                          f"run_dir={tmp_path / 'run'}", "progress_bar=false"])
+    result = train(cfg, on_iteration=inspect)
+    assert result["env_steps"] == 32 and seen["finite"]
+    assert seen["critic_keys"] == ["critic"]  # asymmetric: the critic reads mjlab's privileged group
+    assert set(seen["normalized"]) == {"observation", "critic"}  # each group normalized, as the preset says
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_MJLAB and not os.environ.get("CI"), reason="mjlab is not installed (pip install -e '.[mjlab]')")
 def test_mjlab_cartpole_learns_to_balance(tmp_path):
     from gr00t_torchrl.runner import train
 
