@@ -33,6 +33,7 @@ VARIANTS: dict[str, list[str]] = {
     "no-lr-anneal": ["ppo.anneal_lr=false"],  # detail 4
     "default-init": ["network.orthogonal_init=false"],  # detail 2: PyTorch's default init
     "relu": ["network.activation=relu"],  # detail 26: Tanh for robots
+    "tanh": ["network.activation=tanh"],  # for presets with another activation (pendulum: ReLU)
     "64x64": ["network.hidden_sizes=64,64"],  # detail 26: 256x256 for robots
     "256x256": ["network.hidden_sizes=256,256"],  # for presets with smaller networks (pendulum)
 }

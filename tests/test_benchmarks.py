@@ -57,9 +57,9 @@ def test_compare_sb3_trains_only_the_libraries_asked_for(tmp_path):
 
 @pytest.mark.slow
 def test_ablate_runs_the_preset_and_each_variant(tmp_path):
-    run_script("ablate.py", "pendulum", "--steps", "512", "--seeds", "2", "--details", "relu", out=tmp_path)
+    run_script("ablate.py", "pendulum", "--steps", "512", "--seeds", "2", "--details", "tanh", out=tmp_path)
     table = rows(tmp_path / "ablate_pendulum.csv")
-    assert [r["variant"] for r in table] == ["preset", "preset", "relu", "relu"]
+    assert [r["variant"] for r in table] == ["preset", "preset", "tanh", "tanh"]
     assert "change vs preset" in (tmp_path / "ablate_pendulum.md").read_text()
     assert (tmp_path / "ablate_pendulum.png").exists()
 
@@ -71,17 +71,17 @@ def test_ablate_resumes_an_interrupted_study_and_skips_variants_the_preset_has(t
     log = tmp_path / "ablate_pendulum.runs.jsonl"
     log.write_text(json.dumps(interrupted) + "\n")
     refused = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ablate.py"), "pendulum", "--steps", "512",
-                              "--seeds", "1", "--details", "relu"], capture_output=True, text=True, cwd=tmp_path,
+                              "--seeds", "1", "--details", "tanh"], capture_output=True, text=True, cwd=tmp_path,
                              env={**os.environ, "GR00T_BENCH_RESULTS": str(tmp_path)}, timeout=600)
     assert refused.returncode != 0 and "--resume" in refused.stderr  # never overwrites finished runs silently
-    # the pendulum preset has 64x64 networks already, so that variant is not run
-    run_script("ablate.py", "pendulum", "--steps", "512", "--seeds", "1", "--details", "relu", "64x64", "--resume",
-               out=tmp_path)
+    # the pendulum preset has 64x64 ReLU networks already, so those variants are not run
+    run_script("ablate.py", "pendulum", "--steps", "512", "--seeds", "1", "--details", "tanh", "64x64", "relu",
+               "--resume", out=tmp_path)
     table = rows(tmp_path / "ablate_pendulum.csv")
-    assert [r["variant"] for r in table] == ["preset", "relu"]
+    assert [r["variant"] for r in table] == ["preset", "tanh"]
     assert float(table[0]["eval_return"]) == -1.5  # reused from the log, not trained again
     assert float(table[1]["eval_return"]) != -1.5
-    assert "Not run, the preset has them already: 64x64" in (tmp_path / "ablate_pendulum.md").read_text()
+    assert "Not run, the preset has them already: 64x64, relu" in (tmp_path / "ablate_pendulum.md").read_text()
     assert not log.exists()
 
 
