@@ -78,7 +78,7 @@ BREAKERS: dict[int, tuple[tuple[str, ...], Callable]] = {
     23: ((), lambda a, mp: set_distribution(a, TanhNormal)),
     24: ((), lambda a, mp: state_dependent_std(a)),
     25: ((), lambda a, mp: set_distribution(a, torch.distributions.Normal)),
-    26: (("network.hidden_sizes=256,256",), lambda a, mp: relu_critic(a)),
+    26: (("network.hidden_sizes=256,256", "network.activation=tanh"), lambda a, mp: relu_critic(a)),
     27: ((), lambda a, mp: clamp_stored_actions(a)),
     28: ((), lambda a, mp: find_transform(a.p.env, ObservationNorm).freeze()),
     29: ((), lambda a, mp: setattr(find_transform(a.p.env, ObservationNorm), "clip", float("inf"))),
