@@ -512,10 +512,9 @@ def check_action_clipping(a: Audit) -> tuple[str, str]:
     if not a.continuous:
         return NA, "discrete actions"
     venv = vector_env(a.p.env)
-    if hasattr(venv, "envs") or hasattr(venv, "env_fns"):  # Gymnasium: a ClipAction wrapper per sub-env
-        sub_env = venv.envs[0] if hasattr(venv, "envs") else venv.env_fns[0]()
-        wrapped, how = _has_clip_action(sub_env), "env clips (ClipAction)"
-        space = sub_env.unwrapped.action_space  # the task's bounds (ClipAction widens its own space to +-inf)
+    if hasattr(venv, "envs") or hasattr(venv, "env_fns"):  # Gymnasium: ClipAction over the vector env
+        wrapped, how = _has_clip_action(a.p.env.base_env._env), "env clips (ClipAction over the batch)"
+        space = venv.single_action_space  # the task's bounds (ClipAction widens its own space to +-inf)
     elif hasattr(venv, "snapshot"):  # a built-in batched task saturates commands inside its step
         wrapped, how = _saturates(venv), "task saturates commands in its step (probed: x5 the bound == the bound)"
         space = venv.single_action_space
@@ -551,7 +550,7 @@ def _has_clip_action(env: Any) -> bool:
     import gymnasium as gym
 
     while env is not None:
-        if isinstance(env, gym.wrappers.ClipAction):
+        if isinstance(env, (gym.wrappers.ClipAction, gym.wrappers.vector.ClipAction)):
             return True
         env = getattr(env, "env", None)
     return False

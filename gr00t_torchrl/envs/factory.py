@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import gymnasium as gym
 import torch
 from torchrl.envs import TransformedEnv
 
@@ -43,8 +44,12 @@ def find_transform(env: TransformedEnv, kind: type) -> torch.nn.Module | None:
 
 
 def vector_env(env: TransformedEnv) -> Any:
-    """The batched env under the TorchRL wrapper (a Gymnasium vector env, or an Isaac-API env)."""
-    return env.base_env._env
+    """The batched env under the TorchRL wrapper (a Gymnasium vector env, or an Isaac-API env),
+    under any Gymnasium vector wrappers (e.g. the batched action clip)."""
+    venv = env.base_env._env
+    while isinstance(venv, gym.vector.VectorWrapper):
+        venv = venv.env
+    return venv
 
 
 def env_snapshot(env: TransformedEnv) -> dict | None:

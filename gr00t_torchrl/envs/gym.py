@@ -39,12 +39,16 @@ def _make_gym(env_id: str, max_episode_steps: int | None = None) -> gym.Env:
     return gym.make(env_id, **kwargs)
 
 
-def _make_training_gym(env_id: str, max_episode_steps: int | None, clip_actions: bool) -> gym.Env:
-    env = _make_gym(env_id, max_episode_steps)
-    if clip_actions and isinstance(env.action_space, gym.spaces.Box):
-        # detail 27: the policy's unclipped sample is stored; only the env sees it clipped
-        env = gym.wrappers.ClipAction(env)
-    return env
+class BatchClipAction(gym.wrappers.vector.ClipAction):
+    """Gymnasium's ClipAction over a whole vector env: one np.clip of the batch per step.
+
+    Detail 27: the env sees actions clipped to its bounds; the policy's unclipped sample is what
+    the collector stores. (A ClipAction per sub-env did the same at a Python call per env and step.)
+    """
+
+    @property
+    def autoreset_mode(self) -> gym.vector.AutoresetMode:  # TorchRL's GymWrapper reads it from the env
+        return self.env.autoreset_mode
 
 
 def gym_action_space_kind(env_id: str, task: str | None = None) -> str:
@@ -81,7 +85,7 @@ def make_gym_env(cfg: Config, seed: int, *, num_envs: int, train: bool = True) -
     ("next", "truncated") / ("next", "terminated"), and the observation after a time-out is the
     real final one (the env is reset on the next call), so GAE can bootstrap from it (detail 5).
     """
-    make_one = functools.partial(_make_training_gym, cfg.env.id, cfg.env.max_episode_steps, cfg.env.clip_actions)
+    make_one = functools.partial(_make_gym, cfg.env.id, cfg.env.max_episode_steps)
     if cfg.env.vectorization == "async":
         # a worker process per env; a worker's exception is re-raised here with its message
         vector_env = gym.vector.AsyncVectorEnv(
@@ -89,6 +93,8 @@ def make_gym_env(cfg: Config, seed: int, *, num_envs: int, train: bool = True) -
         )
     else:
         vector_env = ResumableSyncVectorEnv([make_one for _ in range(num_envs)])
+    if cfg.env.clip_actions and isinstance(vector_env.single_action_space, gym.spaces.Box):
+        vector_env = BatchClipAction(vector_env)
     base = GymWrapper(vector_env, device="cpu", categorical_action_encoding=True)
     base.set_seed(seed)
     transforms = [DoubleToFloat(), EpisodeStatistics(num_envs)]
