@@ -547,12 +547,13 @@ def _saturates(task: Any) -> bool:
 
 
 def _has_clip_action(env: Any) -> bool:
+    """Whether a Gymnasium vector env clips actions: a vector ClipAction among its vector wrappers."""
     import gymnasium as gym
 
-    while env is not None:
-        if isinstance(env, (gym.wrappers.ClipAction, gym.wrappers.vector.ClipAction)):
+    while isinstance(env, gym.vector.VectorWrapper):
+        if isinstance(env, gym.wrappers.vector.ClipAction):
             return True
-        env = getattr(env, "env", None)
+        env = env.env
     return False
 
 
