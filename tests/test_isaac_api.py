@@ -103,6 +103,7 @@ def test_builtin_tasks_take_the_isaac_lab_wrapper_path():
     env = make_env(config("Gr00t-Arm-Reach-v0"), seed=0)
     assert isinstance(env.base_env, IsaacLabWrapper) and type(env.base_env) is IsaacLabApiWrapper
     assert isinstance(env.transform[0], VecGymEnvTransform)  # TorchRL's auto-reset handling
+    assert env.transform[0].native_autoreset and env._torchrl_native_autoreset  # the env's own, as Isaac Lab's
     assert set(env.observation_spec.keys()) >= {"observation", "critic"}  # Isaac Lab's groups
     assert {"reward"} == set(env.reward_keys) and {"done", "terminated", "truncated"} <= set(env.done_keys)
     td = env.rollout(3)
@@ -164,6 +165,24 @@ def test_a_finished_env_s_final_observation_is_nan_and_the_next_episode_starts()
     assert torch.isfinite(next_td["observation"]).all()
     assert torch.equal(next_td["observation"][[0, 1, 3]], td["next", "observation"][[0, 1, 3]])
     assert torch.equal(next_td["observation"][2], task.state[2])  # the new episode's first observation
+
+
+def test_stepping_never_calls_reset_and_keeps_the_finished_episodes_totals(monkeypatch):
+    env = make_env(config("Gr00t-Cartpole-v0", "env.max_episode_steps=2"), seed=0, train=False)
+    td = env.reset()
+    monkeypatch.setattr(env, "reset", lambda *a, **k: pytest.fail("reset() was called while stepping"))
+    steps = []
+    for _ in range(4):  # two time-outs per env
+        td, next_td = env.step_and_maybe_reset(env.rand_action(next_td if steps else td))
+        steps.append(td)
+    rollout = torch.stack(steps, dim=1)
+    done = rollout["next", "done"].squeeze(-1)
+    assert done[:, 1::2].all() and not done[:, 0::2].any()
+    # every observation entry of a done row is blanked by TorchRL, but the episode's totals are kept
+    assert torch.isnan(rollout["next", "observation"][done]).all()
+    assert (rollout["next", "episode_length"][done] == 2).all()
+    raw = rollout["next", "reward"].reshape(4, 2, 2).sum(-1)  # no reward scaling in evaluation envs
+    assert torch.allclose(rollout["next", "episode_return"][done].reshape(4, 2), raw)
 
 
 def test_observation_statistics_skip_lost_final_observations():

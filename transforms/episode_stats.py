@@ -26,11 +26,24 @@ class EpisodeStatistics(Transform):
         done = next_tensordict.get("done").reshape(self.running_return.shape)
         self.running_return.add_(reward.to(torch.float64))
         self.running_length.add_(1)
-        next_tensordict.set("episode_return", self.running_return.to(torch.float32))
-        next_tensordict.set("episode_length", self.running_length.clone())
+        self._written = (self.running_return.to(torch.float32), self.running_length.clone())
+        next_tensordict.set("episode_return", self._written[0])
+        next_tensordict.set("episode_length", self._written[1])
         self.running_return.masked_fill_(done, 0.0)
         self.running_length.masked_fill_(done, 0)
         return next_tensordict
+
+    def _post_step_mdp_hooks(
+        self, tensordict: TensorDictBase, tensordict_: TensorDictBase
+    ) -> tuple[TensorDictBase, TensorDictBase]:
+        # With TorchRL's native auto-reset (Isaac-API envs), every observation entry of a done row is
+        # blanked (NaN, or 0 for integers) after the transforms ran, these two included: the finished
+        # episode's totals are put back.
+        written = self.__dict__.pop("_written", None)
+        if written is not None:
+            tensordict.set(("next", "episode_return"), written[0])
+            tensordict.set(("next", "episode_length"), written[1])
+        return tensordict, tensordict_
 
     def _reset(self, tensordict: TensorDictBase, tensordict_reset: TensorDictBase) -> TensorDictBase:
         tensordict_reset.set("episode_return", self.running_return.to(torch.float32))

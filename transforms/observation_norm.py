@@ -18,9 +18,12 @@ class ObservationNorm(Transform):
 
     Statistics are updated from the observations returned by `step` only: reset observations are
     normalized but not counted, so a resumed run sees exactly the statistics of an uninterrupted
-    one. `freeze()` stops updates (evaluation); the statistics live in buffers, so they travel in
-    `state_dict()` and hence in checkpoints. TorchRL's VecNorm uses an exponential decay and has
-    no clipping, hence this transform.
+    one. With `count_done_rows=False` (envs that reset inside `step`, the Isaac Lab API), a done
+    row holds the next episode's first observation, a reset observation, so it is not counted
+    either. Rows holding NaN (a faulty env) are never counted. `freeze()` stops updates
+    (evaluation); the statistics live in buffers, so they travel in `state_dict()` and hence in
+    checkpoints. TorchRL's VecNorm uses an exponential decay and has no clipping, hence this
+    transform.
     """
 
     def __init__(
@@ -29,11 +32,13 @@ class ObservationNorm(Transform):
         shapes: Sequence[tuple[int, ...]],
         clip: float = 10.0,
         eps: float = 1e-8,
+        count_done_rows: bool = True,
     ) -> None:
         super().__init__(in_keys=list(in_keys), out_keys=list(in_keys))
         self.stats = torch.nn.ModuleList(RunningMeanStd(tuple(shape)) for shape in shapes)
         self.clip = clip
         self.eps = eps
+        self.count_done_rows = count_done_rows
         self.frozen = False
 
     def freeze(self) -> "ObservationNorm":
@@ -51,11 +56,12 @@ class ObservationNorm(Transform):
         return ((obs - mean) / std).clamp(-self.clip, self.clip)  # detail 29
 
     def _step(self, tensordict: TensorDictBase, next_tensordict: TensorDictBase) -> TensorDictBase:
+        not_done = None if self.count_done_rows else ~next_tensordict.get("done").reshape(-1)
         for index, key in enumerate(self.in_keys):
             obs = next_tensordict.get(key)
             if not self.frozen:
-                # rows holding NaN (an auto-reset env's lost final observation) are not statistics
-                self.stats[index].update(obs, valid=torch.isfinite(obs).flatten(1).all(-1))
+                valid = torch.isfinite(obs).flatten(1).all(-1)
+                self.stats[index].update(obs, valid=valid if not_done is None else valid & not_done)
             next_tensordict.set(key, self.normalize(index, obs))
         return next_tensordict
 
