@@ -2,11 +2,14 @@
 
     python benchmarks/host_syncs.py                      # the built-in tasks, 512 envs, on cuda
     python benchmarks/host_syncs.py --tasks Gr00t-Arm-Reach-v0 --envs 4096
+    python benchmarks/host_syncs.py --device cpu         # without a GPU: host reads, the CPU stand-in
 
-Needs a CUDA device. For each task: one batch is collected to warm up, then the next batch's
-rollout, GAE and update are each run under PyTorch's sync debug mode (gr00t_torchrl.host_syncs),
-counting every synchronising call and the Python line that made it. Writes
-benchmarks/results/host_syncs[_<tag>].md.
+For each task: one batch is collected to warm up, then the next batch's rollout, GAE and update are
+each run under PyTorch's sync debug mode (gr00t_torchrl.host_syncs), counting every synchronising
+call and the Python line that made it. With `--device cpu` the same runs count host reads instead
+(`record_host_reads`: every op whose value the host reads, which on a GPU would synchronise;
+host-to-device copies are not seen there). Writes benchmarks/results/host_syncs_<tag>.md (tag: the
+device unless given).
 """
 
 from __future__ import annotations
@@ -33,14 +36,15 @@ def site_label(where: str) -> str:
     return f"`{'/'.join(filename.split('/')[-2:])}:{lineno}` `{source[:70]}`"
 
 
-def measure(task: str, num_envs: int) -> tuple[dict[str, int], int, Counter]:
+def measure(task: str, num_envs: int, device: str) -> tuple[dict[str, int], int, Counter]:
     """(syncs per phase, env steps per batch, syncs by call site) of one iteration of `task`."""
     from gr00t_torchrl.config import resolve_config
-    from gr00t_torchrl.host_syncs import record_host_syncs
+    from gr00t_torchrl.host_syncs import record_host_reads, record_host_syncs
     from gr00t_torchrl.runner import build_pipeline, make_collector
 
-    cfg = resolve_config([f"task={task}", f"env.num_envs={num_envs}", "accelerator=cuda", "progress_bar=false"])
-    p = build_pipeline(cfg, L.Fabric(accelerator="cuda", devices=1))
+    record = record_host_syncs if device == "cuda" else record_host_reads
+    cfg = resolve_config([f"task={task}", f"env.num_envs={num_envs}", f"accelerator={device}", "progress_bar=false"])
+    p = build_pipeline(cfg, L.Fabric(accelerator=device, devices=1))
     collector = make_collector(p)
     batches = iter(collector)
     warm = next(batches)
@@ -48,11 +52,11 @@ def measure(task: str, num_envs: int) -> tuple[dict[str, int], int, Counter]:
     p.module.update(warm, p.optimizer, p.fabric_module.training_step)
     phases: dict[str, int] = {}
     sites: Counter = Counter()
-    with record_host_syncs() as rollout:
+    with record() as rollout:
         batch = next(batches)
-    with record_host_syncs() as gae:
+    with record() as gae:
         p.module.compute_advantages(batch)
-    with record_host_syncs() as update:
+    with record() as update:
         p.module.update(batch, p.optimizer, p.fabric_module.training_step)
     for name, syncs in (("rollout", rollout), ("gae", gae), ("update", update)):
         phases[name] = len(syncs)
@@ -65,35 +69,40 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", default=BUILTIN)
     parser.add_argument("--envs", type=int, default=512)
-    parser.add_argument("--tag", default="cuda", help="suffix of the result file")
+    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
+    parser.add_argument("--tag", default=None, help="suffix of the result file (default: the device)")
     args = parser.parse_args()
-    if not torch.cuda.is_available():
-        raise SystemExit("host_syncs.py needs a CUDA device (host synchronisations only exist on a GPU).")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("host_syncs.py needs a CUDA device for --device cuda; --device cpu counts host reads instead.")
     warnings.filterwarnings("ignore")
+    what, where = (("synchronisations", torch.cuda.get_device_name()) if args.device == "cuda"
+                   else ("reads (the CPU stand-in for synchronisations)", "CPU"))
     lines = [
-        f"# Host synchronisations per PPO iteration ({torch.cuda.get_device_name()}, {args.envs} envs)",
+        f"# Host {what} per PPO iteration ({where}, {args.envs} envs)",
         "",
-        f"Command: `python benchmarks/host_syncs.py --tasks {' '.join(args.tasks)} --envs {args.envs}`. "
-        "A synchronisation makes the CPU wait for the GPU; rollout counts are for one batch of the "
-        "preset's steps per env.",
+        f"Command: `python benchmarks/host_syncs.py --tasks {' '.join(args.tasks)} --envs {args.envs} "
+        f"--device {args.device}`. A synchronisation makes the CPU wait for the GPU; a host read is an op "
+        "whose value the host reads, a synchronisation on a GPU (host-to-device copies are not counted "
+        "on a CPU). Rollout counts are for one batch of the preset's steps per env.",
         "",
         "| task | steps per env per batch | rollout | rollout per env step | GAE | update |",
         "|---|---|---|---|---|---|",
     ]
     all_sites: dict[str, Counter] = {}
     for task in args.tasks:
-        phases, steps, sites = measure(task, args.envs)
+        phases, steps, sites = measure(task, args.envs, args.device)
         all_sites[task] = sites
         row = (f"| {task} | {steps} | {phases['rollout']} | {phases['rollout'] / steps:.1f} | {phases['gae']} | "
                f"{phases['update']} |")
         print(row, flush=True)
         lines.append(row)
     for task, sites in all_sites.items():
-        lines += ["", f"## {task}: call sites", "", "| phase: site | syncs |", "|---|---|"]
+        unit = "syncs" if args.device == "cuda" else "host reads"
+        lines += ["", f"## {task}: call sites", "", f"| phase: site | {unit} |", "|---|---|"]
         lines += [f"| {site} | {count} |" for site, count in sites.most_common(15)]
     text = "\n".join(lines) + "\n"
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"host_syncs_{args.tag}.md").write_text(text)
+    (RESULTS / f"host_syncs_{args.tag or args.device}.md").write_text(text)
     print(text)
 
 

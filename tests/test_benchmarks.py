@@ -103,6 +103,13 @@ def test_throughput_and_ddp_scaling_benchmarks(tmp_path):
     assert "all-reduce" in out
 
 
+def test_host_syncs_benchmark_counts_host_reads_without_a_gpu(tmp_path):
+    out = run_script("host_syncs.py", "--device", "cpu", "--tasks", "Gr00t-Cartpole-v0", "--envs", "8", out=tmp_path)
+    table = (tmp_path / "host_syncs_cpu.md").read_text()
+    assert "| Gr00t-Cartpole-v0 | 32 |" in out and "## Gr00t-Cartpole-v0: call sites" in table
+    assert "update: " in table  # the update reads values on the host (e.g. whether the loss is finite)
+
+
 @pytest.mark.slow
 def test_batched_throughput_benchmark(tmp_path):
     run_script("throughput.py", "--tasks", "Gr00t-Cartpole-v0", "--envs", "16", "--frames", "1024",

@@ -6,6 +6,7 @@ import importlib.util
 import math
 import os
 
+import lightning as L
 import pytest
 import torch
 from torchrl.envs import VecGymEnvTransform
@@ -16,9 +17,11 @@ from gr00t_torchrl.envs import find_transform, make_env, vector_env
 from gr00t_torchrl.envs.builtin import BUILTIN_TASKS, TaskCfg, make_builtin_task
 from gr00t_torchrl.envs.builtin.cartpole import CartpoleTask
 from gr00t_torchrl.envs.isaac_api import IsaacLabApiWrapper
+from gr00t_torchrl.host_syncs import is_project_code, record_host_reads
 from gr00t_torchrl.modules import make_actor_critic
 from gr00t_torchrl.ppo_module import PPOModule
 from gr00t_torchrl.presets import preset_names
+from gr00t_torchrl.runner import build_pipeline, make_collector
 from gr00t_torchrl.transforms import ObservationNorm
 
 HAS_MJLAB = importlib.util.find_spec("mjlab") is not None
@@ -173,8 +176,8 @@ def test_stepping_never_calls_reset_and_keeps_the_finished_episodes_totals(monke
     monkeypatch.setattr(env, "reset", lambda *a, **k: pytest.fail("reset() was called while stepping"))
     steps = []
     for _ in range(4):  # two time-outs per env
-        td, next_td = env.step_and_maybe_reset(env.rand_action(next_td if steps else td))
-        steps.append(td)
+        step, td = env.step_and_maybe_reset(env.rand_action(td))
+        steps.append(step)
     rollout = torch.stack(steps, dim=1)
     done = rollout["next", "done"].squeeze(-1)
     assert done[:, 1::2].all() and not done[:, 0::2].any()
@@ -183,6 +186,31 @@ def test_stepping_never_calls_reset_and_keeps_the_finished_episodes_totals(monke
     assert (rollout["next", "episode_length"][done] == 2).all()
     raw = rollout["next", "reward"].reshape(4, 2, 2).sum(-1)  # no reward scaling in evaluation envs
     assert torch.allclose(rollout["next", "episode_return"][done].reshape(4, 2), raw)
+
+
+def test_host_read_recorder_sees_each_kind_of_host_read():  # so the test below cannot pass vacuously
+    x = torch.ones(3)
+    with record_host_reads() as reads:
+        bool(x.any())
+        x.sum().item()
+        x[x > 0]
+        torch.equal(x, x)
+        torch.where(x > 0, x * 2, x)  # no host read: stays on the device
+    assert len(reads) == 4 and all(r.filename == __file__ for r in reads)
+
+
+@pytest.mark.parametrize("task", BUILTIN_TASKS)
+def test_a_rollout_step_reads_at_most_one_value_on_the_host(task):
+    # each host read is a synchronisation on a GPU (tests/test_cuda.py counts those where there is one)
+    cfg = resolve_config([f"task={task}", "env.num_envs=16", "ppo.num_steps=8", "progress_bar=false"])
+    p = build_pipeline(cfg, L.Fabric(accelerator="cpu", devices=1))
+    batches = iter(make_collector(p))
+    next(batches)  # the first batch also resets every env
+    with record_host_reads() as reads:
+        next(batches)
+    assert not [r.where() for r in reads if is_project_code(r)]
+    # TorchRL's GymLikeEnv asks once per step whether to stop; the reset path asked 11 more times per step
+    assert len(reads) <= cfg.ppo.num_steps, [r.where() for r in reads]
 
 
 def test_observation_statistics_skip_lost_final_observations():
