@@ -547,11 +547,14 @@ def _saturates(task: Any) -> bool:
 
 
 def _has_clip_action(env: Any) -> bool:
-    """Whether a Gymnasium vector env clips actions: a vector ClipAction among its vector wrappers."""
+    """Whether a Gymnasium vector env clips actions: a batch clip (or Gymnasium's vector ClipAction)
+    among its vector wrappers."""
     import gymnasium as gym
 
+    from gr00t_torchrl.envs.gym import BatchClipAction
+
     while isinstance(env, gym.vector.VectorWrapper):
-        if isinstance(env, gym.wrappers.vector.ClipAction):
+        if isinstance(env, (BatchClipAction, gym.wrappers.vector.ClipAction)):
             return True
         env = env.env
     return False

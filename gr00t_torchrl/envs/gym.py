@@ -6,6 +6,7 @@ import functools
 import warnings
 
 import gymnasium as gym
+import numpy as np
 from torchrl.envs import Compose, DoubleToFloat, GymWrapper, TransformedEnv
 
 from gr00t_torchrl.config import Config, ConfigError
@@ -39,12 +40,20 @@ def _make_gym(env_id: str, max_episode_steps: int | None = None) -> gym.Env:
     return gym.make(env_id, **kwargs)
 
 
-class BatchClipAction(gym.wrappers.vector.ClipAction):
-    """Gymnasium's ClipAction over a whole vector env: one np.clip of the batch per step.
+class BatchClipAction(gym.wrappers.vector.TransformAction):
+    """Clips a vector env's whole batch of actions to its bounds: one np.clip per step.
 
     Detail 27: the env sees actions clipped to its bounds; the policy's unclipped sample is what
-    the collector stores. (A ClipAction per sub-env did the same at a Python call per env and step.)
+    the collector stores. Like Gymnasium's ClipAction, it accepts any action (its action space is
+    unbounded). Gymnasium's vector ClipAction applies the single-env wrapper action by action, a
+    Python call per env and step, which is what this saves.
     """
+
+    def __init__(self, env: gym.vector.VectorEnv) -> None:
+        low, high = env.action_space.low, env.action_space.high  # the batch's bounds, one row per env
+        single = env.single_action_space
+        unbounded = gym.spaces.Box(-np.inf, np.inf, single.shape, single.dtype)
+        super().__init__(env, lambda action: np.clip(action, low, high), single_action_space=unbounded)
 
     @property
     def autoreset_mode(self) -> gym.vector.AutoresetMode:  # TorchRL's GymWrapper reads it from the env
