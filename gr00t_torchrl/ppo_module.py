@@ -71,7 +71,10 @@ class PPOModule(L.LightningModule):
             functional=False,
             log_explained_variance=False,  # measured once per iteration on the whole batch instead
         )
-        self.update_metrics = torch.nn.ModuleDict({name: MeanMetric() for name in UPDATE_METRICS})
+        # only finite updates are logged, so the NaN check (a host read per update on a GPU) is off
+        self.update_metrics = torch.nn.ModuleDict(
+            {name: MeanMetric(nan_strategy="disable") for name in UPDATE_METRICS}
+        )
         # the KL-adaptive LR's multiplier of cfg.lr (a buffer: checkpoints carry it)
         self.register_buffer("adaptive_lr_scale", torch.ones((), dtype=torch.float64))
         self.skipped_updates = 0
