@@ -4,6 +4,7 @@
     python benchmarks/compare_sb3.py pendulum --steps 50000 --seeds 5 --jobs 2
     python benchmarks/compare_sb3.py halfcheetah --steps 1000000 --seeds 5 --jobs 2
     python benchmarks/compare_sb3.py pendulum --steps 20480 --seeds 2 --same-shape     # like-for-like speed
+    python benchmarks/compare_sb3.py pendulum --steps 131072 --seeds 2 --same-shape --envs 256  # ... at 256 envs
     python benchmarks/compare_sb3.py halfcheetah --steps 1000000 --seeds 2 --libraries sb3  # one library only
     python benchmarks/compare_sb3.py halfcheetah --steps 1000000 --seeds 2 --first-seed 2 --libraries sb3  # seeds 2, 3
     python benchmarks/compare_sb3.py pendulum --steps 50000 --seeds 5 --jobs 2 --eval-episodes 100 --tag eval100
@@ -16,7 +17,8 @@ actions, frozen observation normalization, one episode in each of 10 envs seeded
 (issue 4's protocol; `--eval-episodes N` for N of them: a Pendulum return depends much on its start state),
 raw rewards. Learning curves: the mean raw return of the training episodes that ended in each
 rollout. Training time excludes start-up and evaluation. Each library rounds the budget up or down to
-whole rollouts (SB3 up, this project down), so the env steps trained are reported too.
+whole rollouts (SB3 up, this project down), so the env steps trained are reported too. `--envs N`
+(with `--same-shape`) gives both libraries N envs, the rest of the batch shape as the preset's.
 Writes benchmarks/results/compare_sb3_<task>.csv, .md and .png.
 """
 
@@ -58,9 +60,9 @@ ZOO: dict[str, dict] = {
 
 
 # --------------------------------------------------------------------------- workers (one process each)
-def ours_overrides(eval_episodes: int = EVAL_EPISODES) -> list[str]:
-    """This project's evaluation set to the one SB3's runs get."""
-    return [f"eval_episodes={eval_episodes}"]
+def ours_overrides(eval_episodes: int = EVAL_EPISODES, envs: int | None = None) -> list[str]:
+    """This project's evaluation set to the one SB3's runs get (and its env count, where one is given)."""
+    return [f"eval_episodes={eval_episodes}", *([f"env.num_envs={envs}"] if envs else [])]
 
 
 def ours_args(task: str, steps: int, seed: int, run_dir: Path) -> list[str]:
@@ -68,8 +70,8 @@ def ours_args(task: str, steps: int, seed: int, run_dir: Path) -> list[str]:
     return recipe_args(task, steps, seed, run_dir, ours_overrides())
 
 
-def run_ours(task: str, steps: int, seed: int, out: Path, eval_episodes: int) -> None:
-    run = train_recipe(task, steps, seed, ours_overrides(eval_episodes))
+def run_ours(task: str, steps: int, seed: int, out: Path, eval_episodes: int, envs: int | None = None) -> None:
+    run = train_recipe(task, steps, seed, ours_overrides(eval_episodes, envs))
     keys = ("eval_return", "eval_episodes", "train_s", "env_steps", "curve")
     out.write_text(json.dumps({key: run[key] for key in keys}))
 
@@ -81,11 +83,11 @@ def _schedule(value):
     return value
 
 
-def same_shape_params(task: str) -> dict:
-    """SB3 settings with this project's preset batch shape, network and update settings (throughput runs)."""
+def same_shape_params(task: str, envs: int | None = None) -> dict:
+    """SB3 settings with this preset's batch shape (with `envs` envs if given), network and update settings."""
     from gr00t_torchrl.config import resolve_config
 
-    cfg = resolve_config([f"task={task}"])
+    cfg = resolve_config([f"task={task}", *([f"env.num_envs={envs}"] if envs else [])])
     return {
         "n_envs": cfg.env.num_envs, "n_steps": cfg.ppo.num_steps, "n_epochs": cfg.ppo.num_epochs,
         "batch_size": cfg.frames_per_batch // cfg.ppo.num_minibatches, "gamma": cfg.ppo.gamma,
@@ -156,12 +158,13 @@ def run_sb3(env_id: str, steps: int, seed: int, out: Path, eval_episodes: int, p
 
 
 # --------------------------------------------------------------------------- driver
-def run_job(library: str, task: str, steps: int, seed: int, threads: int, same_shape: bool, eval_episodes: int) -> dict:
+def run_job(library: str, task: str, steps: int, seed: int, threads: int, same_shape: bool, eval_episodes: int,
+            envs: int | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         command = [sys.executable, __file__, "--worker", library, task, "--steps", str(steps),
                    "--seed", str(seed), "--out", str(out), "--eval-episodes", str(eval_episodes),
-                   *(["--same-shape"] if same_shape else [])]
+                   *(["--same-shape"] if same_shape else []), *(["--envs", str(envs)] if envs else [])]
         proc = subprocess.run(command, capture_output=True, text=True,
                               env={**os.environ, "OMP_NUM_THREADS": str(threads)})
         if proc.returncode != 0:
@@ -180,6 +183,8 @@ def main() -> None:
     parser.add_argument("--tag", default="", help="suffix of the result files")
     parser.add_argument("--same-shape", action="store_true",
                         help="SB3 with this preset's envs, rollout, mini-batch size, epochs and network: like-for-like speed")
+    parser.add_argument("--envs", type=int, default=None,
+                        help="with --same-shape: both libraries get this many envs (the preset's batch shape otherwise)")
     parser.add_argument("--libraries", nargs="+", choices=LIBRARIES, default=list(LIBRARIES),
                         help="train only these (e.g. sb3 where this project's runs of the budget exist already)")
     parser.add_argument("--eval-episodes", type=int, default=EVAL_EPISODES,
@@ -188,14 +193,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.envs is not None and not args.same_shape:
+        parser.error("--envs needs --same-shape (SB3's tuned settings fix their own env count)")
 
     from gr00t_torchrl.config import resolve_config
 
     env_id = resolve_config([f"task={args.task}"]).env.id
     if args.worker == "gr00t-torchrl":
-        return run_ours(args.task, args.steps, args.seed, args.out, args.eval_episodes)
+        return run_ours(args.task, args.steps, args.seed, args.out, args.eval_episodes, args.envs)
     if args.worker == "sb3":
-        params = same_shape_params(args.task) if args.same_shape else None
+        params = same_shape_params(args.task, args.envs) if args.same_shape else None
         return run_sb3(env_id, args.steps, args.seed, args.out, args.eval_episodes, params)
     if "sb3" in args.libraries and importlib.util.find_spec("stable_baselines3") is None:
         sys.exit('compare_sb3 needs Stable-Baselines3 to train it: pip install -e ".[bench]"')
@@ -203,11 +210,13 @@ def main() -> None:
     threads = max((os.cpu_count() or 1) // args.jobs, 1)
     jobs = [(lib, seed) for seed in range(args.first_seed, args.first_seed + args.seeds) for lib in args.libraries]
     rows = run_parallel(
-        lambda j: run_job(j[0], args.task, args.steps, j[1], threads, args.same_shape, args.eval_episodes), jobs, args.jobs
+        lambda j: run_job(j[0], args.task, args.steps, j[1], threads, args.same_shape, args.eval_episodes, args.envs),
+        jobs, args.jobs
     )
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    tag = "_".join(filter(None, ["same_shape" if args.same_shape else "", args.tag]))
+    tag = "_".join(filter(None, ["same_shape" if args.same_shape else "", f"envs{args.envs}" if args.envs else "",
+                                 args.tag]))
     stem = f"compare_sb3_{args.task}{'_' + tag if tag else ''}"
     with (RESULTS / f"{stem}.csv").open("w", newline="") as f:
         writer = csv.writer(f)
@@ -216,7 +225,8 @@ def main() -> None:
             writer.writerow([r["library"], r["seed"], r["env_steps"], f"{r['eval_return']:.2f}", r["eval_episodes"],
                              f"{r['train_s']:.1f}", f"{r['env_steps'] / r['train_s']:.0f}"])
     command = " ".join(["python benchmarks/compare_sb3.py", *sys.argv[1:]])
-    sb3_settings = ("this preset's batch shape, network and update settings (VecNormalize where the preset "
+    shape = f"this preset's batch shape with {args.envs} envs" if args.envs else "this preset's batch shape"
+    sb3_settings = (f"{shape}, network and update settings (VecNormalize where the preset "
                     "normalizes)" if args.same_shape else "RL-Zoo tuned" if env_id in ZOO else "SB3 defaults")
     lines = [
         f"# {env_id}: gr00t-torchrl (`{args.task}` preset) vs Stable-Baselines3 PPO, {args.steps} env steps",

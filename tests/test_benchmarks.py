@@ -50,9 +50,10 @@ def test_compare_sb3_trains_both_libraries_evaluates_alike_and_writes_table_csv_
 def test_compare_sb3_trains_only_the_libraries_asked_for(tmp_path):
     pytest.importorskip("stable_baselines3")
     out = run_script("compare_sb3.py", "pendulum", "--steps", "1024", "--seeds", "1", "--libraries", "sb3",
-                     out=tmp_path)
-    assert "| sb3 |" in out and "| gr00t-torchrl |" not in out
-    assert [r["library"] for r in rows(tmp_path / "compare_sb3_pendulum.csv")] == ["sb3"]
+                     "--same-shape", "--envs", "2", out=tmp_path)
+    assert "| sb3 |" in out and "| gr00t-torchrl |" not in out and "batch shape with 2 envs" in out
+    [row] = rows(tmp_path / "compare_sb3_pendulum_same_shape_envs2.csv")
+    assert row["library"] == "sb3" and int(row["env_steps"]) == 4 * 2 * 128  # 4 rollouts of 2 envs x 128 steps
 
 
 @pytest.mark.slow
