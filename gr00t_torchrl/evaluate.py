@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 from tensordict import TensorDictBase
-from torchrl.envs.utils import ExplorationType, set_exploration_type, step_mdp
+from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl.modules import ProbabilisticActor
 
 from gr00t_torchrl.config import Config
@@ -46,14 +46,14 @@ def evaluate(
     td: TensorDictBase = env.reset()
     with set_exploration_type(ExplorationType.DETERMINISTIC):
         for _ in range(MAX_EVAL_STEPS):
-            # a Gymnasium env steps on the CPU while the actor may sit on a GPU
-            td = env.step(actor(td.to(device)).to(env.device))
-            done = td.get(("next", "done")).reshape(-1).cpu() & ~finished
-            returns[done] = td.get(("next", "episode_return")).reshape(-1).cpu()[done]
-            if has_success:  # read before a reset can replace the step's extras
+            # a Gymnasium env steps on the CPU while the actor may sit on a GPU; stepping as the
+            # collector does, so an auto-resetting env (Isaac Lab API) is never asked to reset
+            step, td = env.step_and_maybe_reset(actor(td.to(device)).to(env.device))
+            done = step.get(("next", "done")).reshape(-1).cpu() & ~finished
+            returns[done] = step.get(("next", "episode_return")).reshape(-1).cpu()[done]
+            if has_success:  # per env, set by the step in which its episode ended
                 successes[done] = task.extras["success"].reshape(-1).cpu()[done]
             finished |= done
-            td = env.maybe_reset(step_mdp(td))
             if finished.all():
                 break
     env.close()
