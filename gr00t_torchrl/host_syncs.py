@@ -11,13 +11,13 @@ guard the GPU hot path.
 from __future__ import annotations
 
 import functools
+import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-import sys
+from typing import Any
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -72,7 +72,7 @@ def record_host_syncs() -> Iterator[list[HostSync]]:
     syncs.extend(HostSync(w.filename, w.lineno) for w in caught if SYNC_WARNING in str(w.message))
 
 
-def _indexes_by_mask(func, args: tuple) -> bool:  # noqa: ANN001
+def _indexes_by_mask(func: torch._ops.OpOverload, args: tuple) -> bool:
     """`t[mask]` and `t[mask] = v`: the result's shape (or the positions written) depends on the mask."""
     if func.overloadpacket.__name__ not in ("index", "index_put", "index_put_") or len(args) < 2:
         return False
@@ -87,7 +87,9 @@ class _HostReadRecorder(TorchDispatchMode):
         self.reads = reads
         self.torch_dir = str(Path(torch.__file__).resolve().parent) + "/"  # not torchrl/
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 (PyTorch's protocol)
+    def __torch_dispatch__(
+        self, func: torch._ops.OpOverload, types: tuple, args: tuple = (), kwargs: dict | None = None
+    ) -> Any:
         if func.overloadpacket.__name__ in HOST_READ_OPS or _indexes_by_mask(func, args):
             frame = sys._getframe(1)
             while frame is not None and frame.f_code.co_filename.startswith(self.torch_dir):
