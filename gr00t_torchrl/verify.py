@@ -29,6 +29,7 @@ from torchrl.data.tensor_specs import Categorical as CategoricalSpec
 from gr00t_torchrl import checkpoint as ckpt
 from gr00t_torchrl.config import Config
 from gr00t_torchrl.envs import find_transform, vector_env
+from gr00t_torchrl.envs.gym import BatchClipAction
 from gr00t_torchrl.modules.actor_critic import StateIndependentGaussianHead
 from gr00t_torchrl.modules.init import HIDDEN_GAIN, POLICY_OUTPUT_GAIN, VALUE_OUTPUT_GAIN
 from gr00t_torchrl.runner import Pipeline, build_pipeline, load_for_inspection, make_collector
@@ -512,9 +513,10 @@ def check_action_clipping(a: Audit) -> tuple[str, str]:
     if not a.continuous:
         return NA, "discrete actions"
     venv = vector_env(a.p.env)
-    if hasattr(venv, "envs") or hasattr(venv, "env_fns"):  # Gymnasium: ClipAction over the vector env
-        wrapped, how = _has_clip_action(a.p.env.base_env._env), "env clips (ClipAction over the batch)"
-        space = venv.single_action_space  # the task's bounds (ClipAction widens its own space to +-inf)
+    if hasattr(venv, "envs") or hasattr(venv, "env_fns"):  # Gymnasium: the batch clip over the vector env
+        wrapped = isinstance(a.p.env.base_env._env, BatchClipAction)  # the one vector wrapper the env gets
+        how = "env clips (BatchClipAction over the vector env)"
+        space = venv.single_action_space  # the task's bounds (the clip widens its own space to +-inf)
     elif hasattr(venv, "snapshot"):  # a built-in batched task saturates commands inside its step
         wrapped, how = _saturates(venv), "task saturates commands in its step (probed: x5 the bound == the bound)"
         space = venv.single_action_space
@@ -544,20 +546,6 @@ def _saturates(task: Any) -> bool:
         outcomes.append(task.state.clone())
     task.restore(saved, resume=False)
     return torch.equal(outcomes[0], outcomes[1])
-
-
-def _has_clip_action(env: Any) -> bool:
-    """Whether a Gymnasium vector env clips actions: a batch clip (or Gymnasium's vector ClipAction)
-    among its vector wrappers."""
-    import gymnasium as gym
-
-    from gr00t_torchrl.envs.gym import BatchClipAction
-
-    while isinstance(env, gym.vector.VectorWrapper):
-        if isinstance(env, (BatchClipAction, gym.wrappers.vector.ClipAction)):
-            return True
-        env = env.env
-    return False
 
 
 @detail(28, "observation normalization by running mean / std")
