@@ -53,9 +53,8 @@ class PPOModule(L.LightningModule):
         self.actor = actor
         self.critic = critic
         self.num_iterations = num_iterations
-        self.advantage_module = GAE(  # detail 5
-            gamma=cfg.gamma, lmbda=cfg.lmbda, value_network=critic, average_gae=False
-        )
+        # detail 5; no value network: `estimate_advantages` evaluates the critic itself, once
+        self.advantage_module = GAE(gamma=cfg.gamma, lmbda=cfg.lmbda, value_network=None, average_gae=False)
         self.loss_module = ClipPPOLoss(
             actor,
             critic,
@@ -113,26 +112,40 @@ class PPOModule(L.LightningModule):
         """GAE with the current critic, then (detail 7) normalization over the whole batch.
 
         Under DDP the mean and std are those of the global batch (all ranks together).
+        """
+        self.estimate_advantages(batch)
+        if self.cfg.advantage_norm == "batch":
+            advantage = batch.get("advantage")
+            mean, std = self._global_mean_std(advantage)
+            batch.set("advantage", (advantage - mean) / (std + 1e-8))
+        return batch
+
+    @torch.no_grad()
+    def estimate_advantages(self, batch: TensorDictBase) -> TensorDictBase:
+        """Writes V(s_t), V(s_t+1), the GAE advantages and the value targets into `batch` (detail 5).
+
+        The critic runs once, over the observations and the next observations stacked: TorchRL's GAE
+        would run it twice (through vmap), and a third time for the old values that value clipping
+        (detail 9) reads, because it evaluates a copy of the batch when next observations hold NaN.
 
         Time-outs of auto-resetting envs (Isaac Lab API): the env resets inside `step`, so the
         observation a time-out's last action led to is lost and TorchRL marks ("next", obs) NaN.
         Terminations never bootstrap (GAE multiplies the next value by 1 - terminated); a time-out
         bootstraps from the value of the last observation the env did return, V(s_{T-1}), the
         closest estimate of the unknown V(s_T) and rsl_rl's choice (it adds gamma V(s_{T-1}) to
-        the time-out's reward). TorchRL's GAE does exactly this: it evaluates the critic on a copy
-        whose NaN next observations are replaced by the step's own observation, so no NaN reaches
-        the critic (detail 5; tested in tests/test_isaac_api.py).
+        the time-out's reward). So a NaN next observation is replaced by the step's own observation
+        before the critic sees it, as TorchRL's GAE does: no NaN reaches the critic (tested in
+        tests/test_isaac_api.py).
         """
-        self.advantage_module(batch)
-        if "state_value" not in batch.keys():
-            # TorchRL's GAE works on a copy when next observations hold NaNs (it patches them);
-            # value clipping (detail 9) still needs the old values in the batch itself
-            self.critic(batch)
-        if self.cfg.advantage_norm == "batch":
-            advantage = batch.get("advantage")
-            mean, std = self._global_mean_std(advantage)
-            batch.set("advantage", (advantage - mean) / (std + 1e-8))
-        return batch
+        keys = list(self.critic.in_keys)
+        now = batch.select(*keys)
+        lost_replaced = lambda nxt, obs: torch.where(torch.isnan(nxt), obs, nxt)  # noqa: E731
+        after = batch.get("next").select(*keys).apply(lost_replaced, now)
+        values = self.critic(torch.cat([now, after], 0)).get(self.loss_module.tensor_keys.value)
+        value_key = self.advantage_module.tensor_keys.value
+        batch.set(value_key, values[: batch.shape[0]])
+        batch.set(("next", value_key), values[batch.shape[0]:])
+        return self.advantage_module(batch)
 
     def _global_mean_std(self, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         fabric = self._fabric

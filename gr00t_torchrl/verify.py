@@ -273,8 +273,7 @@ def check_gae(a: Audit) -> tuple[str, str]:
         lost = max(lost, int(missing.sum()))
         reference_batch.set(("next", key), torch.where(missing, reference_batch.get(key), next_obs))
     reference = _reference_gae(reference_batch, critic, a.cfg.ppo.gamma, a.cfg.ppo.lmbda)
-    with torch.no_grad():
-        a.p.module.advantage_module(batch)
+    a.p.module.estimate_advantages(batch)
     error = float((batch.get("advantage").squeeze(-1) - reference).abs().max())
     gamma, lmbda = float(a.p.module.advantage_module.gamma), float(a.p.module.advantage_module.lmbda)
     evidence = (

@@ -246,7 +246,6 @@ def test_time_outs_bootstrap_from_the_last_observation_and_terminations_do_not()
     net = RecordingCritic(4)
     critic = ValueOperator(net, in_keys=["observation"])
     module = PPOModule(cfg.ppo, actor, critic, num_iterations=1)
-    module.advantage_module.deactivate_vmap = True  # plain calls, so the critic can record its inputs
     td = env.reset()
     vector_env(env).state[1, 2] = 0.5  # env 1 terminates on the first step; all envs time out at step 3
     steps = []
@@ -263,6 +262,10 @@ def test_time_outs_bootstrap_from_the_last_observation_and_terminations_do_not()
 
     module.compute_advantages(batch)
     assert net.inputs and all(torch.isfinite(x).all() for x in net.inputs)  # no NaN ever reached the critic
+    # one critic call over the steps and their next observations, whose values stay in the batch for
+    # value clipping (detail 9)
+    assert len(net.inputs) == 1 and net.inputs[0].shape[0] == 2 * batch.shape[0]
+    torch.testing.assert_close(batch["state_value"].squeeze(-1), batch["observation"] @ net.weight.detach())
     gamma = cfg.ppo.gamma
     value = lambda obs: float((obs * net.weight.detach()).sum())  # noqa: E731
     reward, advantage, obs = batch["next", "reward"].squeeze(-1), batch["advantage"].squeeze(-1), batch["observation"]
