@@ -57,6 +57,29 @@ def test_compare_sb3_trains_only_the_libraries_asked_for(tmp_path):
 
 
 @pytest.mark.slow
+def test_speed_bound_times_sb3_raw_stepping_the_floor_and_this_project_at_each_env_count(tmp_path):
+    pytest.importorskip("stable_baselines3")
+    out = run_script("speed_bound.py", "pendulum", "--envs", "2", "3", "--iterations", "1", out=tmp_path)
+    table = rows(tmp_path / "speed_bound_pendulum.csv")
+    assert [r["num_envs"] for r in table] == ["2", "3"]
+    for r in table:
+        assert int(r["env_steps_per_iteration"]) == int(r["num_envs"]) * 128  # the preset's 128 steps per env
+        parts = ["sb3_collect_ms", "sb3_train_ms", "raw_rollout_ms", "floor_policy_ms", "floor_update_ms"]
+        assert all(float(r[name]) > 0 for name in parts)
+        sb3 = float(r["sb3_collect_ms"]) + float(r["sb3_train_ms"])
+        floor = float(r["raw_rollout_ms"]) + float(r["floor_policy_ms"]) + float(r["floor_update_ms"])
+        assert float(r["bound"]) == pytest.approx(sb3 / floor, abs=0.01)
+    assert "| bound |" in out and (tmp_path / "speed_bound_pendulum.md").exists()
+
+
+def test_speed_bound_refuses_a_task_sb3_cannot_train(tmp_path):
+    env = {**os.environ, "GR00T_BENCH_RESULTS": str(tmp_path)}
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "speed_bound.py"), "Gr00t-Cartpole-v0"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert proc.returncode != 0 and "not a Gymnasium task" in proc.stderr
+
+
+@pytest.mark.slow
 def test_ablate_runs_the_preset_and_each_variant(tmp_path):
     run_script("ablate.py", "pendulum", "--steps", "512", "--seeds", "2", "--details", "tanh", out=tmp_path)
     table = rows(tmp_path / "ablate_pendulum.csv")
