@@ -139,10 +139,9 @@ class PPOModule(L.LightningModule):
         """
         keys = list(self.critic.in_keys)
         now = batch.select(*keys)
-        lost_replaced = lambda nxt, obs: torch.where(torch.isnan(nxt), obs, nxt)  # noqa: E731
-        after = batch.get("next").select(*keys).apply(lost_replaced, now)
-        values = self.critic(torch.cat([now, after], 0)).get(self.loss_module.tensor_keys.value)
+        after = batch.get("next").select(*keys).apply(_lost_replaced_by, now)
         value_key = self.advantage_module.tensor_keys.value
+        values = self.critic(torch.cat([now, after], 0)).get(value_key)
         batch.set(value_key, values[: batch.shape[0]])
         batch.set(("next", value_key), values[batch.shape[0]:])
         return self.advantage_module(batch)
@@ -269,6 +268,11 @@ class PPOModule(L.LightningModule):
         for name, value in values.items():
             logged[name].append(value.detach().float().mean())
         return approx_kl
+
+
+def _lost_replaced_by(next_obs: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+    """`next_obs` with its NaN entries (lost final observations) taken from `obs`."""
+    return torch.where(torch.isnan(next_obs), obs, next_obs)
 
 
 def explained_variance(batch: TensorDictBase) -> float:

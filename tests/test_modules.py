@@ -124,3 +124,35 @@ def test_collection_sampler_matches_the_actor_it_shares_weights_with():
     with torch.no_grad():
         actor.head.log_std.fill_(0.5)
     assert torch.allclose(sampler(obs.clone())["scale"], torch.full((64, 3), math.exp(0.5)))
+
+
+def test_actor_and_critic_write_their_outputs_as_tensordict_modules_do_without_from_any(monkeypatch):
+    from tensordict.nn import TensorDictModule
+
+    from gr00t_torchrl.modules.actor_critic import Critic, TensorOutputModule
+
+    torch.manual_seed(0)
+    head = torch.nn.Linear(4, 2)
+    data = TensorDict({"observation": torch.randn(6, 4)}, [6])
+    expected = TensorDictModule(head, in_keys=["observation"], out_keys=["a"])(data.clone())
+    expected_pair = TensorDictModule(lambda x: (x + 1, x * 2), in_keys=["observation"], out_keys=["b", "c"])(data.clone())
+    critic = Critic(4, hidden_sizes=[8])
+    expected_value = TensorDictModule(critic.module, in_keys=["observation"], out_keys=["state_value"])(data.clone())
+
+    # the library's path passes each output through TensorDict.from_any (a module lookup per call)
+    def no_from_any(*args, **kwargs):
+        raise AssertionError("TensorDict.from_any called")
+
+    monkeypatch.setattr(TensorDict, "from_any", no_from_any)
+    out = TensorOutputModule(head, in_keys=["observation"], out_keys=["a"])(data.clone())
+    torch.testing.assert_close(out["a"], expected["a"], rtol=0, atol=0)
+    pair = TensorOutputModule(lambda x: (x + 1, x * 2), in_keys=["observation"], out_keys=["b", "c"])(data.clone())
+    assert torch.equal(pair["b"], expected_pair["b"]) and torch.equal(pair["c"], expected_pair["c"])
+    assert torch.equal(critic(data.clone())["state_value"], expected_value["state_value"])
+    actor, _ = make_actor_critic(4, make_env(tiny_config(), seed=0).action_spec, [8])
+    with set_exploration_type(ExplorationType.DETERMINISTIC):
+        assert actor(data.clone())["action"].shape == (6, 1)
+    monkeypatch.undo()
+    # keywords TensorDictModule understands still take its own path
+    written = TensorOutputModule(head, in_keys=["observation"], out_keys=["a"])(data.clone(), tensordict_out=TensorDict({}, [6]))
+    assert list(written.keys()) == ["a"] and torch.equal(written["a"], expected["a"])
