@@ -6,7 +6,8 @@
 Issue 4 asks for the whole training loop at 1.5x SB3's env steps/s on the same task, number of envs
 and batch shape. This script bounds the ratio that any implementation could reach here. Every figure
 is the median time of one PPO iteration (num_envs x num_steps env steps, then the epochs x
-mini-batches of the preset), measured in this one process, one part after another:
+mini-batches of the preset), measured in this one process, the parts interleaved iteration by
+iteration so that the shared machine's slow spells fall on all of them alike:
 
 - SB3: its own `collect_rollouts` and `train`, timed around SB3's methods, with the settings of
   `compare_sb3.py --same-shape` (this preset's batch shape, networks, update settings, VecNormalize).
@@ -23,7 +24,7 @@ mini-batches of the preset), measured in this one process, one part after anothe
   implementation stepping this env.
 - this project: its collector's rollout and its advantages + update, timed the same way.
 
-Writes benchmarks/results/speed_bound_<task>.md and .csv.
+Writes benchmarks/results/speed_bound_<task>[_<tag>].md and .csv.
 """
 
 from __future__ import annotations
@@ -34,28 +35,27 @@ import time
 import warnings
 from collections.abc import Callable
 
+import gymnasium as gym
+import numpy as np
 import torch
 from torch import nn
 
 from compare_sb3 import same_shape_params
 from learning import RESULTS, write_rows
-from throughput import raw_sps
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
-
-
-def median_ms(times: list[float]) -> float:
-    return statistics.median(times) * 1e3
+PARTS = ("sb3_collect", "sb3_train", "raw_rollout", "floor_policy", "floor_update", "ours_rollout", "ours_update")
 
 
 def timed(fn: Callable[[], object]) -> float:
+    """Seconds one call of `fn` takes."""
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
 
 
-def sb3_iteration(task: str, env_id: str, num_envs: int, iterations: int) -> tuple[float, float]:
-    """(collect, train) ms per iteration of SB3 PPO with this preset's batch shape and settings."""
+def sb3_parts(task: str, env_id: str, num_envs: int) -> Callable[[], dict[str, float]]:
+    """One SB3 PPO iteration with this preset's batch shape and settings -> its collect and train seconds."""
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
@@ -69,20 +69,41 @@ def sb3_iteration(task: str, env_id: str, num_envs: int, iterations: int) -> tup
     if normalize:
         env = VecNormalize(env, gamma=params["gamma"])
     model = PPO("MlpPolicy", env, seed=0, policy_kwargs=policy_kwargs, device="cpu", verbose=0, **params)
-    times: dict[str, list[float]] = {"collect_rollouts": [], "train": []}
-    for name, seconds in times.items():
+    seconds: dict[str, float] = {}
+    for name, part in (("collect_rollouts", "sb3_collect"), ("train", "sb3_train")):
         inner = getattr(model, name)
 
-        def timing(*args, _inner=inner, _seconds=seconds, **kwargs):
+        def timing(*args, _inner=inner, _part=part, **kwargs):
             start = time.perf_counter()
             result = _inner(*args, **kwargs)
-            _seconds.append(time.perf_counter() - start)
+            seconds[_part] = time.perf_counter() - start
             return result
 
         setattr(model, name, timing)
-    model.learn(num_envs * params["n_steps"] * (iterations + 1))
-    env.close()
-    return median_ms(times["collect_rollouts"][1:]), median_ms(times["train"][1:])  # the first one warms up
+
+    def iteration() -> dict[str, float]:
+        model.learn(num_envs * params["n_steps"], reset_num_timesteps=False)
+        return dict(seconds)
+
+    return iteration
+
+
+def raw_rollout(env_id: str, num_envs: int, num_steps: int) -> Callable[[], dict[str, float]]:
+    """`num_steps` random steps of the same Gymnasium vector env (finished envs reset as they end)."""
+    from gr00t_torchrl.envs import ResumableSyncVectorEnv
+
+    env = ResumableSyncVectorEnv([lambda: gym.make(env_id) for _ in range(num_envs)])
+    env.reset(seed=0)
+    env.action_space.seed(0)
+
+    def rollout() -> None:
+        for _ in range(num_steps):
+            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            done = terminated | truncated
+            if done.any():
+                env.reset(options={"reset_mask": np.asarray(done)})
+
+    return lambda: {"raw_rollout": timed(rollout)}
 
 
 def preset_mlp(in_dim: int, out_dim: int, cfg) -> nn.Sequential:
@@ -94,31 +115,23 @@ def preset_mlp(in_dim: int, out_dim: int, cfg) -> nn.Sequential:
     return nn.Sequential(*layers, nn.Linear(sizes[-1], out_dim))
 
 
-def floor_policy(obs_dim: int, action_dim: int, cfg, iterations: int) -> float:
-    """ms per iteration of the barest policy step (actor forward, a Normal sample), once per env step."""
-    actor, log_std = preset_mlp(obs_dim, action_dim, cfg), torch.zeros(action_dim)
-    obs = torch.randn(cfg.env.num_envs, obs_dim)
-
-    @torch.no_grad()
-    def rollout_policy() -> None:
-        for _ in range(cfg.ppo.num_steps):
-            mean = actor(obs)
-            mean + log_std.exp() * torch.randn_like(mean)
-
-    rollout_policy()  # warm-up
-    return median_ms([timed(rollout_policy) for _ in range(iterations)])
-
-
-def floor_update(obs_dim: int, action_dim: int, cfg, iterations: int) -> float:
-    """ms per iteration of the barest PPO update with the preset's networks and mini-batch shape."""
+def floor_parts(obs_dim: int, action_dim: int, cfg) -> Callable[[], dict[str, float]]:
+    """The barest policy steps of a rollout and the barest PPO update, with the preset's networks and shapes."""
     actor, critic = preset_mlp(obs_dim, action_dim, cfg), preset_mlp(obs_dim, 1, cfg)
     log_std = nn.Parameter(torch.zeros(action_dim))
     params = [*actor.parameters(), *critic.parameters(), log_std]
     optimizer = torch.optim.Adam(params, lr=cfg.ppo.lr, eps=cfg.ppo.adam_eps, fused=True)
+    env_obs = torch.randn(cfg.env.num_envs, obs_dim)
     rows = cfg.frames_per_batch // cfg.ppo.num_minibatches
     obs, action = torch.randn(rows, obs_dim), torch.randn(rows, action_dim)
     old_log_prob, advantage, value_target, old_value = (torch.randn(rows) for _ in range(4))
     eps = cfg.ppo.clip_epsilon
+
+    @torch.no_grad()
+    def policy_steps() -> None:
+        for _ in range(cfg.ppo.num_steps):
+            mean = actor(env_obs)
+            mean + log_std.exp() * torch.randn_like(mean)
 
     def minibatch() -> None:
         log_prob = torch.distributions.Normal(actor(obs), log_std.exp()).log_prob(action).sum(-1)
@@ -132,32 +145,46 @@ def floor_update(obs_dim: int, action_dim: int, cfg, iterations: int) -> float:
         nn.utils.clip_grad_norm_(params, cfg.ppo.max_grad_norm or float("inf"))
         optimizer.step()
 
-    def one_update() -> None:
+    def update() -> None:
         for _ in range(cfg.ppo.num_epochs * cfg.ppo.num_minibatches):
             minibatch()
 
-    one_update()  # warm-up
-    return median_ms([timed(one_update) for _ in range(iterations)])
+    return lambda: {"floor_policy": timed(policy_steps), "floor_update": timed(update)}
 
 
-def project_iteration(cfg, iterations: int) -> tuple[float, float]:
-    """(rollout, advantages + update) ms per iteration of this project's pipeline."""
+def project_parts(cfg) -> Callable[[], dict[str, float]]:
+    """One iteration of this project's pipeline -> its rollout and advantages + update seconds."""
     import lightning as L
 
     from gr00t_torchrl.runner import build_pipeline, make_collector
 
     p = build_pipeline(cfg, L.Fabric(accelerator="cpu", devices=1))
-    collector = make_collector(p)
-    batches = iter(collector)
-    rollout, update = [], []
-    for _ in range(iterations + 1):
+    batches = iter(make_collector(p))
+
+    def iteration() -> dict[str, float]:
         start = time.perf_counter()
         batch = next(batches)
-        rollout.append(time.perf_counter() - start)
-        update.append(timed(lambda: (p.module.compute_advantages(batch),
-                                     p.module.update(batch, p.optimizer, p.fabric_module.training_step))))
-    collector.shutdown()
-    return median_ms(rollout[1:]), median_ms(update[1:])
+        rollout = time.perf_counter() - start
+        update = timed(lambda: (p.module.compute_advantages(batch),
+                                p.module.update(batch, p.optimizer, p.fabric_module.training_step)))
+        return {"ours_rollout": rollout, "ours_update": update}
+
+    return iteration
+
+
+def measure(parts: list[Callable[[], dict[str, float]]], iterations: int) -> dict[str, float]:
+    """Median ms of each part over `iterations` rounds, the parts interleaved round by round.
+
+    Interleaving keeps the shared machine's slow spells from landing on one part only; a first
+    round warms every part up and is not counted.
+    """
+    rounds: dict[str, list[float]] = {}
+    for round_ in range(iterations + 1):
+        for part in parts:
+            for name, seconds in part().items():
+                if round_:
+                    rounds.setdefault(name, []).append(seconds)
+    return {name: statistics.median(values) * 1e3 for name, values in rounds.items()}
 
 
 def main() -> None:
@@ -166,6 +193,7 @@ def main() -> None:
     parser.add_argument("--envs", type=int, nargs="+", default=[4, 64, 256])
     parser.add_argument("--iterations", type=int, default=5, help="timed PPO iterations per measurement")
     parser.add_argument("--goal", type=float, default=1.5, help="the speed ratio to SB3 asked for")
+    parser.add_argument("--tag", default="", help="suffix of the result files")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     from gr00t_torchrl.config import resolve_config
@@ -177,36 +205,31 @@ def main() -> None:
         if is_isaac_api_task(cfg.env.id):
             raise SystemExit(f"'{args.task}' is not a Gymnasium task: SB3 cannot train it.")
         frames = cfg.frames_per_batch
-        sb3_collect, sb3_train = sb3_iteration(args.task, cfg.env.id, num_envs, args.iterations)
-        raw = frames / raw_sps(cfg.env.id, num_envs, frames * args.iterations) * 1e3
-        import gymnasium as gym
-
         probe = gym.make(cfg.env.id)
         obs_dim, action_dim = probe.observation_space.shape[0], probe.action_space.shape[0]
         probe.close()
-        policy = floor_policy(obs_dim, action_dim, cfg, args.iterations)
-        floor = floor_update(obs_dim, action_dim, cfg, args.iterations)
-        ours_rollout, ours_update = project_iteration(cfg, args.iterations)
-        sb3 = sb3_collect + sb3_train
+        ms = measure([sb3_parts(args.task, cfg.env.id, num_envs), raw_rollout(cfg.env.id, num_envs, cfg.ppo.num_steps),
+                      floor_parts(obs_dim, action_dim, cfg), project_parts(cfg)], args.iterations)
+        sb3 = ms["sb3_collect"] + ms["sb3_train"]
+        floor = ms["raw_rollout"] + ms["floor_policy"] + ms["floor_update"]
         row = {
             "task": args.task, "num_envs": num_envs, "env_steps_per_iteration": frames,
             "minibatch": frames // cfg.ppo.num_minibatches, "updates_per_iteration": cfg.ppo.num_epochs * cfg.ppo.num_minibatches,
-            "sb3_collect_ms": round(sb3_collect, 1), "sb3_train_ms": round(sb3_train, 1),
-            "raw_rollout_ms": round(raw, 1), "floor_policy_ms": round(policy, 1), "floor_update_ms": round(floor, 1),
-            "bound": round(sb3 / (raw + policy + floor), 2),
-            "ours_rollout_ms": round(ours_rollout, 1), "ours_update_ms": round(ours_update, 1),
-            "ours_vs_sb3": round(sb3 / (ours_rollout + ours_update), 2),
+            **{f"{name}_ms": round(ms[name], 1) for name in PARTS},
+            "bound": round(sb3 / floor, 2),
+            "ours_vs_sb3": round(sb3 / (ms["ours_rollout"] + ms["ours_update"]), 2),
         }
         print(row, flush=True)
         rows.append(row)
 
-    write_rows(rows, f"speed_bound_{args.task}")
+    stem = "_".join(filter(None, [f"speed_bound_{args.task}", args.tag]))
+    write_rows(rows, stem)
     lines = [
         f"# {args.task}: the speed ratio to SB3 that any PPO could reach on this machine, same batch shape",
         "",
         f"Command: `python benchmarks/speed_bound.py {args.task} --envs {' '.join(map(str, args.envs))} "
-        f"--iterations {args.iterations}` (torch threads: {torch.get_num_threads()}; one process, one part at a "
-        "time). Milliseconds per PPO iteration, medians. Bound = SB3 / (raw rollout + floor policy + floor update): "
+        f"--iterations {args.iterations}{f' --tag {args.tag}' if args.tag else ''}` (torch threads: {torch.get_num_threads()}; one process, the parts "
+        "interleaved iteration by iteration). Milliseconds per PPO iteration, medians. Bound = SB3 / (raw rollout + floor policy + floor update): "
         "the ratio of an implementation whose normalization, storage, GAE and logging cost nothing and whose "
         "policy and update are the barest plain PyTorch (see the script's docstring).",
         "",
@@ -223,7 +246,7 @@ def main() -> None:
             f"{'yes' if r['bound'] >= args.goal else 'no'} |"
         )
     text = "\n".join(lines) + "\n"
-    (RESULTS / f"speed_bound_{args.task}.md").write_text(text)
+    (RESULTS / f"{stem}.md").write_text(text)
     print(text)
 
 
