@@ -127,6 +127,8 @@ class PPOModule(L.LightningModule):
         The critic runs once, over the observations and the next observations stacked: TorchRL's GAE
         would run it twice (through vmap), and a third time for the old values that value clipping
         (detail 9) reads, because it evaluates a copy of the batch when next observations hold NaN.
+        A recurrent critic (later) will need what TorchRL's call also does for RNNs: mark each
+        trajectory's first next step `is_init`.
 
         Time-outs of auto-resetting envs (Isaac Lab API): the env resets inside `step`, so the
         observation a time-out's last action led to is lost and TorchRL marks ("next", obs) NaN.
