@@ -40,12 +40,12 @@ import warnings
 from collections.abc import Callable
 
 import gymnasium as gym
-import numpy as np
 import torch
 from torch import nn
 
 from compare_sb3 import same_shape_params
 from learning import RESULTS, write_rows
+from throughput import random_stepping
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
 PARTS = ("sb3_collect", "sb3_train", "raw_rollout", "floor_policy", "floor_update", "ours_rollout", "ours_update")
@@ -94,20 +94,8 @@ def sb3_parts(task: str, env_id: str, num_envs: int) -> Callable[[], dict[str, f
 
 def raw_rollout(env_id: str, num_envs: int, num_steps: int) -> Callable[[], dict[str, float]]:
     """`num_steps` random steps of the same Gymnasium vector env (finished envs reset as they end)."""
-    from gr00t_torchrl.envs import ResumableSyncVectorEnv
-
-    env = ResumableSyncVectorEnv([lambda: gym.make(env_id) for _ in range(num_envs)])
-    env.reset(seed=0)
-    env.action_space.seed(0)
-
-    def rollout() -> None:
-        for _ in range(num_steps):
-            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
-            done = terminated | truncated
-            if done.any():
-                env.reset(options={"reset_mask": np.asarray(done)})
-
-    return lambda: {"raw_rollout": timed(rollout)}
+    _, step = random_stepping(env_id, num_envs)
+    return lambda: {"raw_rollout": timed(lambda: step(num_steps))}
 
 
 def preset_mlp(in_dim: int, out_dim: int, cfg) -> nn.Sequential:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -51,25 +52,39 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def raw_sps(env_id: str, num_envs: int, frames: int, device: str = "cpu") -> float:
+def random_stepping(env_id: str, num_envs: int) -> tuple[object, Callable[[int], None]]:
+    """A Gymnasium vector env of `env_id` and a function that steps it n times with random actions.
+
+    Finished envs are reset as they end, as both this project and SB3 step them.
+    """
     import gymnasium as gym
 
     from gr00t_torchrl.envs import ResumableSyncVectorEnv
+
+    env = ResumableSyncVectorEnv([lambda: gym.make(env_id) for _ in range(num_envs)])
+    env.reset(seed=0)
+    env.action_space.seed(0)
+
+    def step(n: int) -> None:
+        for _ in range(n):
+            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            done = terminated | truncated
+            if done.any():
+                env.reset(options={"reset_mask": np.asarray(done)})
+
+    return env, step
+
+
+def raw_sps(env_id: str, num_envs: int, frames: int, device: str = "cpu") -> float:
     from gr00t_torchrl.envs.isaac_api import is_isaac_api_task
 
     if is_isaac_api_task(env_id):
         return raw_task_sps(env_id, num_envs, frames, device)
 
-    env = ResumableSyncVectorEnv([lambda: gym.make(env_id) for _ in range(num_envs)])
-    env.reset(seed=0)
-    env.action_space.seed(0)
+    env, step = random_stepping(env_id, num_envs)
     steps = max(frames // num_envs, 1)
     start = time.perf_counter()
-    for _ in range(steps):
-        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
-        done = terminated | truncated
-        if done.any():
-            env.reset(options={"reset_mask": np.asarray(done)})
+    step(steps)
     elapsed = time.perf_counter() - start
     env.close()
     return steps * num_envs / elapsed
