@@ -19,7 +19,7 @@ from gr00t_torchrl.envs import find_transform, make_env, vector_env
 from gr00t_torchrl.envs.builtin import BUILTIN_TASKS, TaskCfg, make_builtin_task
 from gr00t_torchrl.envs.builtin.cartpole import CartpoleTask
 from gr00t_torchrl.envs.isaac_api import IsaacLabApiWrapper
-from gr00t_torchrl.host_syncs import is_project_code, record_host_reads
+from gr00t_torchrl.host_syncs import record_host_reads
 from gr00t_torchrl.modules import make_actor_critic
 from gr00t_torchrl.ppo_module import PPOModule
 from gr00t_torchrl.presets import preset_names
@@ -132,7 +132,7 @@ class InPlaceDoneFlags:
     """Makes a raw task return its done flags as two buffers it overwrites every step, as Isaac Lab does."""
 
     def __init__(self, task) -> None:
-        self.task, self.step_of_task = task, task.step
+        self.step_of_task = task.step
         self.terminated = self.truncated = None
         task.step = self.step
 
