@@ -134,6 +134,17 @@ def test_host_syncs_benchmark_counts_host_reads_without_a_gpu(tmp_path):
     assert "update: " in table  # the update reads values on the host (e.g. whether the loss is finite)
 
 
+def test_wrapper_step_ab_pairs_both_steps_and_refuses_a_gymnasium_task(tmp_path):
+    out = run_script("wrapper_step_ab.py", "--tasks", "Gr00t-Cartpole-v0", "--envs", "8", "--pairs", "2", out=tmp_path)
+    [row] = rows(tmp_path / "wrapper_step_ab.csv")
+    assert row["task"] == "Gr00t-Cartpole-v0" and row["pairs"] == "2" and "| Gr00t-Cartpole-v0 | 8 | 32 |" in out
+    assert float(row["torchrl_step_ms"]) > 0 and float(row["own_step_ms"]) > 0 and float(row["rollout_sps_ratio"]) > 0
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "wrapper_step_ab.py"), "--tasks", "pendulum",
+                           "--envs", "2", "--pairs", "1"], capture_output=True, text=True, cwd=tmp_path, timeout=600,
+                          env={**os.environ, "GR00T_BENCH_RESULTS": str(tmp_path)})
+    assert proc.returncode != 0 and "not an Isaac-API task" in proc.stderr
+
+
 @pytest.mark.slow
 def test_batched_throughput_benchmark(tmp_path):
     run_script("throughput.py", "--tasks", "Gr00t-Cartpole-v0", "--envs", "16", "--frames", "1024",
