@@ -55,16 +55,17 @@ class IsaacLabApiWrapper(IsaacLabWrapper):
         """
         if self.wrapper_frame_skip != 1 or self.info_dict_reader:
             return super()._step(tensordict)
-        obs, reward, terminated, truncated, _ = self._env.step(tensordict.get(self.action_key))
-        obs = self._add_tiled_camera_pixels(obs)  # TorchRL's own observation renaming (and camera pixels)
+        # IsaacLabWrapper's own reading of Isaac Lab's outputs: observation renaming, camera pixels,
+        # the done flags copied and the reward in (num_envs, 1)
+        obs, reward, terminated, truncated, done, _ = self._output_transform(
+            self._env.step(tensordict.get(self.action_key))
+        )
         if all(isinstance(value, torch.Tensor) for value in obs.values()):
             out = dict(obs)
         else:  # groups of separate terms (nested dicts): TorchRL's reader builds them
             out = self.read_obs(dict(obs))
-        terminated = terminated.unsqueeze(-1).clone()
-        truncated = truncated.unsqueeze(-1).clone()
-        out.update({self.reward_key: reward.unsqueeze(-1).clone(), "terminated": terminated, "truncated": truncated,
-                    "done": terminated | truncated})
+        out.update({self.reward_key: reward.clone(), "terminated": terminated.unsqueeze(-1),
+                    "truncated": truncated.unsqueeze(-1), "done": done.unsqueeze(-1)})
         if reward.device != self.device:  # an env on another device than the wrapper: moved, as TorchRL does
             return TensorDict(out, batch_size=self.batch_size).to(self.device)
         return TensorDict._new_unsafe(out, batch_size=self.batch_size, device=self.device)
