@@ -23,37 +23,22 @@ from collections.abc import Callable
 import torch
 from torchrl.envs.gym_like import GymLikeEnv
 
+from compare_rsl_rl import Stopwatch
 from learning import RESULTS, write_rows
 
 
-def timed_raw_steps(task: object) -> list[float]:
-    """Seconds spent in `task.step`, accumulated into the returned one-item list."""
-    spent = [0.0]
-    inner = task.step
-
-    def step(action: torch.Tensor):
-        start = time.perf_counter()
-        try:
-            return inner(action)
-        finally:
-            spent[0] += time.perf_counter() - start
-
-    task.step = step
-    return spent
-
-
-def paired_batches(collect: Callable[[], None], use_own_step: Callable[[bool], None], raw: list[float],
+def paired_batches(collect: Callable[[], None], use_own_step: Callable[[bool], None], watch: Stopwatch,
                    pairs: int) -> dict[str, list[float]]:
     """Per variant, the seconds of each batch beyond the raw task step, and of each whole batch."""
     seconds: dict[str, list[float]] = {"A": [], "B": [], "A_total": [], "B_total": []}
     for i in range(pairs):
         for variant in ("AB" if i % 2 == 0 else "BA"):
             use_own_step(variant == "B")
-            raw[0] = 0.0
+            raw_before = watch.seconds["raw"]
             start = time.perf_counter()
             collect()
             total = time.perf_counter() - start
-            seconds[variant].append(total - raw[0])
+            seconds[variant].append(total - (watch.seconds["raw"] - raw_before))
             seconds[f"{variant}_total"].append(total)
     return seconds
 
@@ -75,12 +60,13 @@ def measure(task: str, num_envs: int, pairs: int) -> dict:
     def use_own_step(own: bool) -> None:
         wrapper._step = own_step if own else generic_step
 
-    raw = timed_raw_steps(vector_env(p.env))
+    watch = Stopwatch()
+    watch.wrap(vector_env(p.env), "step", "raw")  # the raw task's own step
     collector = make_collector(p)
     batches = iter(collector)
     next(batches), next(batches)  # warm-up; the first batch also resets every env
     try:
-        s = paired_batches(lambda: next(batches), use_own_step, raw, pairs)
+        s = paired_batches(lambda: next(batches), use_own_step, watch, pairs)
     finally:
         collector.shutdown()
     ms = {key: [x * 1e3 for x in values] for key, values in s.items()}
