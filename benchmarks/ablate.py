@@ -52,7 +52,7 @@ def paired_change(variant: list[float], preset: list[float]) -> tuple[float, flo
 
 def variants_in_preset(task: str, names: list[str]) -> list[str]:
     """The variants whose overrides leave the task's resolved config as it is (nothing to ablate)."""
-    from gr00t_torchrl.config import resolve_config
+    from gr00t_torchrl.tasks import resolve_config
 
     preset = resolve_config([f"task={task}"])
     return [name for name in names if resolve_config([f"task={task}", *VARIANTS[name]]) == preset]

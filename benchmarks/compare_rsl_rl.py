@@ -96,7 +96,7 @@ def rsl_rl_runner(task: str, num_envs: int, seed: int, log_dir: str) -> tuple[An
 
 
 def run_ours(task: str, steps: int, seed: int, out: Path) -> None:
-    from gr00t_torchrl.config import resolve_config
+    from gr00t_torchrl.tasks import resolve_config
     from gr00t_torchrl.runner import train
 
     clock = env_clock()
@@ -170,7 +170,7 @@ def main() -> None:
     except ImportError:
         sys.exit("compare_rsl_rl needs mjlab (which brings rsl_rl): pip install -e '.[bench,mjlab]'")
 
-    from gr00t_torchrl.config import resolve_config
+    from gr00t_torchrl.tasks import resolve_config
 
     cfg = resolve_config([f"task={args.task}"])
     num_envs = cfg.env.num_envs

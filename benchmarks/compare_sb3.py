@@ -85,7 +85,7 @@ def _schedule(value):
 
 def same_shape_params(task: str, envs: int | None = None) -> dict:
     """SB3 settings with this preset's batch shape (with `envs` envs if given), network and update settings."""
-    from gr00t_torchrl.config import resolve_config
+    from gr00t_torchrl.tasks import resolve_config
 
     cfg = resolve_config([f"task={task}", *([f"env.num_envs={envs}"] if envs else [])])
     return {
@@ -196,7 +196,7 @@ def main() -> None:
     if args.envs is not None and not args.same_shape:
         parser.error("--envs needs --same-shape (SB3's tuned settings fix their own env count)")
 
-    from gr00t_torchrl.config import resolve_config
+    from gr00t_torchrl.tasks import resolve_config
 
     env_id = resolve_config([f"task={args.task}"]).env.id
     if args.worker == "gr00t-torchrl":

@@ -38,9 +38,9 @@ def site_label(where: str) -> str:
 
 def measure(task: str, num_envs: int, device: str) -> tuple[dict[str, int], int, Counter]:
     """(syncs per phase, env steps per batch, syncs by call site) of one iteration of `task`."""
-    from gr00t_torchrl.config import resolve_config
+    from gr00t_torchrl.tasks import resolve_config
     from gr00t_torchrl.host_syncs import record_host_reads, record_host_syncs
-    from gr00t_torchrl.runner import build_pipeline, make_collector
+    from gr00t_torchrl.pipeline import build_pipeline, make_collector
 
     record = record_host_syncs if device == "cuda" else record_host_reads
     cfg = resolve_config([f"task={task}", f"env.num_envs={num_envs}", f"accelerator={device}", "progress_bar=false"])

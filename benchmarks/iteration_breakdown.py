@@ -40,7 +40,7 @@ def per_iteration(first: dict[str, float], last: dict[str, float], iterations: i
 def breakdown_ours(task: str, iterations: int) -> dict[str, float]:
     from mjlab.envs.manager_based_rl_env import ManagerBasedRlEnv
 
-    from gr00t_torchrl.config import resolve_config
+    from gr00t_torchrl.tasks import resolve_config
     from gr00t_torchrl.envs.mjlab_adapter import MjlabAdapter
     from gr00t_torchrl.modules.actor_critic import GaussianSampler
     from gr00t_torchrl.ppo_module import PPOModule
@@ -69,7 +69,7 @@ def breakdown_ours(task: str, iterations: int) -> dict[str, float]:
 def breakdown_rsl_rl(task: str, iterations: int) -> dict[str, float]:
     from mjlab.envs.manager_based_rl_env import ManagerBasedRlEnv
 
-    from gr00t_torchrl.config import resolve_config
+    from gr00t_torchrl.tasks import resolve_config
 
     num_envs = resolve_config([f"task={task}"]).env.num_envs
     watch = Stopwatch()

@@ -73,8 +73,8 @@ def allreduce_worker(out: str, task: str, repeats: int) -> None:
     import torch
     import torch.distributed as dist
 
-    from gr00t_torchrl.config import resolve_config
-    from gr00t_torchrl.runner import build_pipeline
+    from gr00t_torchrl.tasks import resolve_config
+    from gr00t_torchrl.pipeline import build_pipeline
 
     fabric = L.Fabric()  # under `fabric run`: the CLI has started the processes, Fabric joins them
     pipeline = build_pipeline(resolve_config([f"task={task}"]), fabric)

@@ -148,7 +148,7 @@ def project_parts(cfg) -> Callable[[], dict[str, float]]:
     """One iteration of this project's pipeline -> its rollout and advantages + update seconds."""
     import lightning as L
 
-    from gr00t_torchrl.runner import build_pipeline, make_collector
+    from gr00t_torchrl.pipeline import build_pipeline, make_collector
 
     p = build_pipeline(cfg, L.Fabric(accelerator="cpu", devices=1))
     batches = iter(make_collector(p))
@@ -188,7 +188,7 @@ def main() -> None:
     parser.add_argument("--tag", default="", help="suffix of the result files")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
-    from gr00t_torchrl.config import resolve_config
+    from gr00t_torchrl.tasks import resolve_config
     from gr00t_torchrl.envs.isaac_api import is_isaac_api_task
 
     rows = []

@@ -92,8 +92,8 @@ def raw_sps(env_id: str, num_envs: int, frames: int, device: str = "cpu") -> flo
 
 def pipeline_sps(task: str, num_envs: int, frames: int, device: str = "cpu") -> tuple[float, float]:
     """(rollout-only steps/s, whole-training-loop steps/s) for `task` with `num_envs` envs."""
-    from gr00t_torchrl.config import resolve_config
-    from gr00t_torchrl.runner import build_pipeline, make_collector
+    from gr00t_torchrl.tasks import resolve_config
+    from gr00t_torchrl.pipeline import build_pipeline, make_collector
     import lightning as L
 
     num_steps = max(frames // num_envs // 4, 16)

@@ -44,15 +44,15 @@ def paired_batches(collect: Callable[[], None], use_own_step: Callable[[bool], N
 
 
 def measure(task: str, num_envs: int, pairs: int) -> dict:
-    from gr00t_torchrl.config import resolve_config
+    from gr00t_torchrl.tasks import resolve_config
     from gr00t_torchrl.envs import vector_env
     from gr00t_torchrl.envs.isaac_api import IsaacLabApiWrapper, is_isaac_api_task
-    from gr00t_torchrl.runner import build_pipeline, make_collector, make_fabric
+    from gr00t_torchrl.pipeline import build_pipeline, make_collector, make_fabric
 
     cfg = resolve_config([f"task={task}", f"env.num_envs={num_envs}", "eval_episodes=0", "progress_bar=false"])
     if not is_isaac_api_task(cfg.env.id):
         raise SystemExit(f"'{task}' is not an Isaac-API task: it does not go through IsaacLabApiWrapper.")
-    p = build_pipeline(cfg, make_fabric(cfg, None))
+    p = build_pipeline(cfg, make_fabric(cfg))
     wrapper = p.env.base_env
     own_step = IsaacLabApiWrapper._step.__get__(wrapper)
     generic_step = GymLikeEnv._step.__get__(wrapper)

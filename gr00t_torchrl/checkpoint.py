@@ -1,16 +1,30 @@
-"""Checkpoint files: atomic writes, safe loads (weights_only) and task-compatibility checks."""
+"""A run's checkpoint, in one place: what it holds, how it is written, read, checked and restored.
+
+A checkpoint carries the shared state (weights, optimizer, LR schedule, counters) once, and each
+rank's own state (env snapshot, per-env transform buffers, RNG) gathered in rank order, so that
+`resume=` continues a run exactly. Files are written atomically and durably and read with
+`weights_only=True` (no pickled code runs).
+"""
 
 from __future__ import annotations
 
-import os
 import pickle
 import random
+import warnings
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+from gr00t_torchrl.distributed import gather_objects
+from gr00t_torchrl.durable import write_atomic
+from gr00t_torchrl.envs import env_snapshot, restore_env_snapshot
+
+if TYPE_CHECKING:
+    from gr00t_torchrl.pipeline import Pipeline
 
 FORMAT_VERSION = 1
 
@@ -19,12 +33,17 @@ class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used: missing, corrupt, or made for another task."""
 
 
+@dataclass
+class TrainState:
+    """Counters that a checkpoint carries besides the weights."""
+
+    iteration: int = 0
+    env_steps: int = 0
+
+
 def save_atomic(state: dict[str, Any], path: Path) -> None:
-    """Writes `state` to a temporary file, then renames it: a kill leaves the old file intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    """Writes `state` durably: a kill or power loss mid-write leaves the previous file intact."""
+    write_atomic(path, lambda f: torch.save(state, f))
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -40,18 +59,18 @@ def load(path: Path) -> dict[str, Any]:
     return state
 
 
-def task_signature(task: str, env_id: str, obs_shape: tuple[int, ...], action_spec: Any) -> dict[str, Any]:
-    """What a checkpoint must agree on with the env it is loaded into."""
-    n = getattr(getattr(action_spec, "space", None), "n", None)
-    action = {"kind": "discrete", "n": int(n)} if n is not None else {"kind": "continuous", "dim": int(action_spec.shape[-1])}
-    return {"task": task, "env_id": env_id, "obs_shape": list(obs_shape), "action": action}
-
-
 def check_compatible(saved: dict[str, Any], current: dict[str, Any], path: Path) -> None:
     """Raises a CheckpointError naming the first mismatch between a checkpoint and the env."""
-    labels = {"task": "task", "env_id": "environment", "obs_shape": "observation shape", "action": "action space"}
+    labels = {
+        "task": "task",
+        "env_id": "environment",
+        "obs_shape": "observation shape",
+        "action": "action space",
+        "num_envs": "env.num_envs",
+        "hidden_sizes": "network.hidden_sizes",
+    }
     for key, label in labels.items():
-        if saved.get(key) != current[key]:
+        if key in saved and saved[key] != current[key]:  # older checkpoints lack the last two
             raise CheckpointError(
                 f"The checkpoint {path} was made for {label} {saved.get(key)}, but this run has {current[key]}."
             )
@@ -80,3 +99,67 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss))
     if "cuda" in state and torch.cuda.is_available():  # a CPU resume of a GPU run has no CUDA generator to set
         torch.cuda.set_rng_state(state["cuda"])
+
+
+# ----------------------------------------------------------------------------- a run's state
+
+
+def rank_state(pipeline: Pipeline) -> dict[str, Any]:
+    """What differs between ranks: env state, per-env transform buffers, RNG."""
+    return {
+        "env_transforms": pipeline.env.transform.state_dict(),
+        "env_snapshot": env_snapshot(pipeline.env),
+        "rng": rng_state(),
+    }
+
+
+def checkpoint_state(pipeline: Pipeline, state: TrainState) -> dict[str, Any]:
+    """The whole checkpoint (call on every rank: it gathers each rank's own state)."""
+    return {
+        "format": FORMAT_VERSION,
+        **pipeline.signature,
+        "world_size": pipeline.fabric.world_size,
+        "iteration": state.iteration,
+        "env_steps": state.env_steps,
+        "module": pipeline.module.state_dict(),
+        "optimizer": pipeline.optimizer.state_dict(),
+        "scheduler": pipeline.scheduler.state_dict(),
+        "skipped_updates": pipeline.module.skipped_updates,
+        "ranks": gather_objects(pipeline.fabric, rank_state(pipeline)),
+        "config": pipeline.cfg.to_dict(),
+    }
+
+
+def restore(pipeline: Pipeline, saved: dict[str, Any], path: Path) -> TrainState:
+    """Loads a checkpoint into a freshly built pipeline (RNG states are set by the caller, last)."""
+    check_compatible(saved, pipeline.signature, path)
+    world_size = pipeline.fabric.world_size
+    if saved["world_size"] != world_size:
+        raise CheckpointError(
+            f"The checkpoint {path} was written by {saved['world_size']} process(es); resume it with "
+            f"devices={saved['world_size']} (this run has {world_size})."
+        )
+    rank = pipeline.fabric.global_rank
+    _load_shared_state(pipeline, saved, rank=rank)
+    pipeline.module.skipped_updates = saved["skipped_updates"]
+    if not restore_env_snapshot(pipeline.env, saved["ranks"][rank]["env_snapshot"]):
+        warnings.warn("This env's state cannot be saved: the resumed run starts new episodes.", stacklevel=2)
+    return TrainState(saved["iteration"], saved["env_steps"])
+
+
+def load_for_inspection(pipeline: Pipeline, saved: dict[str, Any], path: Path) -> None:
+    """Loads weights, optimizer and rank 0's normalizer statistics into a one-process pipeline.
+
+    For evaluating or auditing a finished run of any world size (every rank holds the same weights
+    and merged statistics); training on from it needs `restore` and the same world size.
+    """
+    check_compatible(saved, pipeline.signature, path)
+    _load_shared_state(pipeline, saved, rank=0)
+
+
+def _load_shared_state(pipeline: Pipeline, saved: dict[str, Any], rank: int) -> None:
+    """Weights, optimizer, LR schedule, and the normalizer buffers `rank` saved."""
+    pipeline.module.load_state_dict(saved["module"])
+    pipeline.optimizer.load_state_dict(saved["optimizer"])
+    pipeline.scheduler.load_state_dict(saved["scheduler"])
+    pipeline.env.transform.load_state_dict(saved["ranks"][rank]["env_transforms"])

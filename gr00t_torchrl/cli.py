@@ -1,4 +1,7 @@
-"""Command line: `gr00t-ppo train`, `gr00t-ppo eval run_dir=...` and `gr00t-ppo verify`."""
+"""Command line: `gr00t-ppo train`, `config`, `eval run_dir=...` and `verify`.
+
+Bad input (an unknown setting, a bad value, a refused resume) is one line on stderr and exit code 2.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ from pathlib import Path
 
 USAGE = """usage:
   gr00t-ppo train [key=value ...]        train (same as python recipes/ppo_gr00t.py)
+  gr00t-ppo train --help                 every setting: section, type, default, help
+  gr00t-ppo config [key=value ...]       print a task's fully resolved config, without training
   gr00t-ppo eval run_dir=<dir> [episodes=N]
                                          evaluate a run's last checkpoint, write eval.json
   gr00t-ppo verify [key=value ...] [--json]
@@ -36,13 +41,33 @@ def _fail(message: str) -> int:
     return 2
 
 
+SETTINGS_NOTE = """Settings are key=value words, dotted for sections (ppo.lr=1e-3). The defaults below are the typed
+config's; a task's action-space defaults and its preset override them: `gr00t-ppo config task=<name>`
+prints what a task resolves to."""
+
+
+def help_main() -> int:
+    from gr00t_torchrl.config import settings_help
+
+    print(f"usage: gr00t-ppo train [key=value ...]   (or python recipes/ppo_gr00t.py [key=value ...])\n\n{SETTINGS_NOTE}\n")
+    print(settings_help())
+    return 0
+
+
+def wants_help(argv: list[str]) -> bool:
+    return any(word in ("-h", "--help", "help") for word in argv)
+
+
 def train_main(argv: list[str]) -> int:
     """Resolves the config, trains, prints a closing summary. Exit 2 on bad input."""
+    if wants_help(argv):
+        return help_main()
     _quiet()
     from gr00t_torchrl.checkpoint import CheckpointError
-    from gr00t_torchrl.config import ConfigError, resolve_config
+    from gr00t_torchrl.config import ConfigError
     from gr00t_torchrl.ppo_module import NonFiniteUpdateError
     from gr00t_torchrl.runner import RolloutError, train
+    from gr00t_torchrl.tasks import resolve_config
 
     try:
         cfg = resolve_config(argv)
@@ -72,11 +97,29 @@ def train_main(argv: list[str]) -> int:
     return 0
 
 
+def config_main(argv: list[str]) -> int:
+    """Prints the fully resolved config of a task and overrides as YAML; trains nothing."""
+    if wants_help(argv):
+        return help_main()
+    _quiet()
+    import yaml
+
+    from gr00t_torchrl.config import ConfigError
+    from gr00t_torchrl.tasks import resolve_config
+
+    try:
+        cfg = resolve_config(argv)
+    except ConfigError as err:
+        return _fail(str(err))
+    print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+    return 0
+
+
 def eval_main(argv: list[str]) -> int:
     """Evaluates a run directory's last checkpoint deterministically and writes its eval.json."""
     _quiet()
     from gr00t_torchrl.checkpoint import CheckpointError
-    from gr00t_torchrl.config import ConfigError, parse_overrides
+    from gr00t_torchrl.config import ConfigError, parse_overrides, validated
 
     try:
         args = parse_overrides(argv)
@@ -85,9 +128,10 @@ def eval_main(argv: list[str]) -> int:
             raise ConfigError(f"Unknown setting '{unknown[0]}' for eval; it takes run_dir=<dir> and episodes=N.")
         if "run_dir" not in args:
             raise ConfigError("eval needs run_dir=<a run directory>.")
-        from gr00t_torchrl.runner import evaluate_run
+        episodes = validated(args["episodes"], int, "episodes", ge=1) if "episodes" in args else None
+        from gr00t_torchrl.evaluate import evaluate_run
 
-        result = evaluate_run(Path(str(args["run_dir"])), args.get("episodes"))
+        result = evaluate_run(Path(str(args["run_dir"])), episodes)
     except (ConfigError, CheckpointError) as err:
         return _fail(str(err))
     print(
@@ -134,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     if command == "train":
         return train_main(rest)
+    if command == "config":
+        return config_main(rest)
     if command == "eval":
         return eval_main(rest)
     if command == "verify":

@@ -1,14 +1,16 @@
 """The typed run configuration: the single source of truth for every hyperparameter.
 
-Precedence, lowest first: the dataclass defaults below (continuous robot control), the defaults
-for the task's action space (`SPACE_DEFAULTS`), the task preset (`recipes/presets/<task>.yaml`),
-then the user's `key=value` overrides. Each PPO implementation detail of
-`shared/PPO_DETAILS.md` is a named field; its number is in the field's help text.
+This module holds the typed dataclasses, the `key=value` grammar and validation only; turning a
+task name into a full config (presets, action-space defaults, a saved run's config) is
+`gr00t_torchrl.tasks`. Each PPO implementation detail (docs/ppo_details.md) is a named field; its
+number is in the field's help text, which `gr00t-ppo train --help` prints.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -16,6 +18,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+from gr00t_torchrl.durable import write_text_atomic
 
 
 class ConfigError(ValueError):
@@ -98,10 +102,13 @@ class Config:
     task: str = _field(
         "pendulum", "preset name from recipes/presets, a built-in task (Gr00t-*), an Isaac-* / Mjlab-* task or a Gymnasium id"
     )
-    seed: int = _field(1, "base seed; env i of rank r is seeded with seed + r * num_envs + i", ge=0)
+    seed: int = _field(
+        1, "base seed: every stream (torch, envs of each rank, evaluation) is spawned from it by numpy's SeedSequence", ge=0
+    )
     total_steps: int = _field(100_000, "env steps to train for, summed over all envs and ranks", ge=1)
     run_dir: str | None = _field(None, "where the run is saved (default runs/<task>-<time>)")
     resume: str | None = _field(None, "a run directory to continue from its last checkpoint")
+    overwrite: bool = _field(False, "start a new run in a run_dir that already holds one, deleting its files")
     accelerator: Literal["auto", "cpu", "cuda"] = _field("cpu", "Lightning accelerator")
     devices: int = _field(1, "processes / GPUs per machine (Lightning Fabric DDP when > 1)", ge=1)
     num_nodes: int = _field(1, "machines, for multi-node runs started by torchrun or SLURM", ge=1)
@@ -121,63 +128,80 @@ class Config:
         return dataclasses.asdict(self)
 
     def save(self, path: Path) -> None:
-        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        write_text_atomic(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 
-
-# Generic defaults by action space, from the literature rather than tuned on one task:
-# discrete follows CleanRL's ppo.py (classic control), continuous the robotics choices above.
-SPACE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "discrete": {
-        "env": {"num_envs": 4},
-        "network": {"hidden_sizes": [64, 64]},
-        "ppo": {
-            "num_steps": 128,
-            "num_epochs": 4,
-            "num_minibatches": 4,
-            "lr": 2.5e-4,
-            "entropy_coeff": 0.01,
-        },
-    },
-    "continuous": {
-        "env": {"num_envs": 1},
-        "ppo": {"num_steps": 2048, "num_epochs": 10, "num_minibatches": 32, "lr": 3e-4, "entropy_coeff": 0.0},
-    },
-}
+    def checked(self) -> "Config":
+        """This config, after the checks that involve more than one setting."""
+        if self.ppo.num_minibatches > self.frames_per_batch:
+            raise ConfigError(
+                f"The setting 'ppo.num_minibatches' ({self.ppo.num_minibatches}) is larger than the batch "
+                f"env.num_envs * ppo.num_steps = {self.frames_per_batch}."
+            )
+        if self.ppo.desired_kl is not None and self.ppo.anneal_lr:
+            raise ConfigError(
+                "The settings 'ppo.desired_kl' (an adaptive learning rate) and 'ppo.anneal_lr' (a linear one) exclude "
+                "each other; set ppo.anneal_lr=false with ppo.desired_kl."
+            )
+        if not self.network.hidden_sizes or min(self.network.hidden_sizes) < 1:
+            raise ConfigError("The setting 'network.hidden_sizes' needs at least one layer of width >= 1.")
+        return self
 
 
 # ----------------------------------------------------------------------------- parsing overrides
 
 
+_INT = re.compile(r"[-+]?[0-9][0-9_]*")
+_FLOAT = re.compile(r"[-+]?([0-9][0-9_]*\.?[0-9_]*|\.[0-9][0-9_]*)([eE][-+]?[0-9]+)?|[-+]?(nan|inf|infinity)", re.IGNORECASE)
+
+
+def parse_value(raw: str) -> Any:
+    """One command-line value, read by this project's small grammar rather than YAML 1.1.
+
+    true / false, none / null, decimal numbers (`1e6` is the integer 1000000), lists in brackets or
+    with commas (`[256,256]`, `256,256`); anything else is a string (so `yes`, `off` and `0x10` stay
+    words, which a boolean or numeric setting then refuses by name).
+    """
+    text = raw.strip()
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null", "~"):
+        return None
+    if text.startswith("[") and text.endswith("]"):
+        return [parse_value(part) for part in text[1:-1].split(",") if part.strip()]
+    if "," in text:
+        return [parse_value(part) for part in text.split(",") if part.strip()]
+    if _INT.fullmatch(text):
+        return int(text.replace("_", ""))
+    if _FLOAT.fullmatch(text):
+        number = float(text.replace("_", ""))
+        if math.isfinite(number) and number.is_integer() and abs(number) < 2**53:
+            return int(number)  # exact below 2**53
+        return number
+    return raw
+
+
 def parse_overrides(argv: list[str]) -> dict[str, Any]:
-    """Turns `key=value` words into a nested dict of raw values (parsed as YAML scalars)."""
+    """Turns `key=value` words into a nested dict of raw values; a key given twice is refused."""
     nested: dict[str, Any] = {}
+    seen: set[str] = set()
     for word in argv:
         if "=" not in word or word.startswith("="):
             raise ConfigError(f"Cannot read the argument '{word}': settings are written key=value, e.g. ppo.lr=1e-3.")
         key, raw = word.split("=", 1)
-        try:
-            value = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError:
-            value = raw
+        if key in seen:
+            raise ConfigError(f"The setting '{key}' is given twice; give it once.")
+        seen.add(key)
         node = nested
         parts = key.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"The key '{key}' is set twice, once as a value and once as a section.")
-        node[parts[-1]] = value
+        if isinstance(node.get(parts[-1]), dict):
+            raise ConfigError(f"The key '{key}' is set twice, once as a value and once as a section.")
+        node[parts[-1]] = parse_value(raw)
     return nested
-
-
-def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """A copy of `base` with `update` merged in, section by section."""
-    out = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
@@ -191,13 +215,14 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
         inner = [a for a in args if a is not type(None)]
         return _coerce(value, inner[0], key)
     if origin is Literal:
-        if value not in args:
+        if value is None and "none" in args:
+            value = "none"
+        if isinstance(value, bool) or value not in args:
             raise ConfigError(f"The setting '{key}' must be one of {', '.join(map(str, args))}; got '{value}'.")
         return value
     if origin is list:
         if isinstance(value, str):
-            value = [v for v in value.replace("[", "").replace("]", "").split(",") if v.strip()]
-            value = [yaml.safe_load(v) for v in value]
+            value = parse_value(value)
         if isinstance(value, int) and not isinstance(value, bool):
             value = [value]
         if not isinstance(value, list):
@@ -207,20 +232,19 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
         if isinstance(value, bool):
             return value
         raise ConfigError(f"The setting '{key}' must be true or false; got '{value}'.")
+    if isinstance(value, str) and annotation in (int, float):
+        value = parse_value(value)  # a YAML file's 1e6 or 3e-4 is a string to PyYAML
     if annotation is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        if isinstance(value, float) and value.is_integer():
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
             return int(value)
         raise ConfigError(f"The setting '{key}' must be a whole number; got '{value}'.")
     if annotation is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"The setting '{key}' must be a finite number; got {value}.")
             return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
         raise ConfigError(f"The setting '{key}' must be a number; got '{value}'.")
     if annotation is str:
         if isinstance(value, (dict, list)):
@@ -230,6 +254,7 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
 
 
 def _check_range(value: Any, meta: dict[str, Any], key: str) -> None:
+    """Applies a field's ge / gt / le rules (its other metadata, e.g. help, is ignored)."""
     values = value if isinstance(value, list) else [value]
     for v in values:
         if v is None or isinstance(v, (str, bool)):
@@ -240,6 +265,13 @@ def _check_range(value: Any, meta: dict[str, Any], key: str) -> None:
             raise ConfigError(f"The setting '{key}' must be > {meta['gt']}; got {v}.")
         if "le" in meta and v > meta["le"]:
             raise ConfigError(f"The setting '{key}' must be <= {meta['le']}; got {v}.")
+
+
+def validated(value: Any, annotation: Any, key: str, **rules: Any) -> Any:
+    """One value checked as a config field of type `annotation` with `rules` (ge, gt, le) would be."""
+    value = _coerce(value, annotation, key)
+    _check_range(value, rules, key)
+    return value
 
 
 def build_dataclass(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
@@ -260,28 +292,40 @@ def build_dataclass(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
                 raise ConfigError(f"'{key}' is a section; set its fields, e.g. {key}.<field>=value.")
             kwargs[name] = build_dataclass(annotation, value, prefix=key + ".")
             continue
-        value = _coerce(value, annotation, key)
-        _check_range(value, dict(fields[name].metadata), key)
-        kwargs[name] = value
+        kwargs[name] = validated(value, annotation, key, **fields[name].metadata)
     return cls(**kwargs)
 
 
-def _check_consistency(cfg: Config) -> None:
-    if cfg.ppo.num_minibatches > cfg.frames_per_batch:
-        raise ConfigError(
-            f"The setting 'ppo.num_minibatches' ({cfg.ppo.num_minibatches}) is larger than the batch "
-            f"env.num_envs * ppo.num_steps = {cfg.frames_per_batch}."
-        )
-    if cfg.ppo.desired_kl is not None and cfg.ppo.anneal_lr:
-        raise ConfigError(
-            "The settings 'ppo.desired_kl' (an adaptive learning rate) and 'ppo.anneal_lr' (a linear one) exclude "
-            "each other; set ppo.anneal_lr=false with ppo.desired_kl."
-        )
-    if not cfg.network.hidden_sizes or min(cfg.network.hidden_sizes) < 1:
-        raise ConfigError("The setting 'network.hidden_sizes' needs at least one layer of width >= 1.")
+def _type_name(annotation: Any) -> str:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in args)
+    if origin is Literal:
+        return "|".join(map(str, args))
+    if origin is list:
+        return f"list[{_type_name(args[0])}]"
+    return "none" if annotation is type(None) else getattr(annotation, "__name__", str(annotation))
 
 
-# ----------------------------------------------------------------------------- resolving a run
+def settings_help(cls: type = None, prefix: str = "") -> str:
+    """Every setting, section by section: key, type, default and help text (for `--help`)."""
+    cls = cls or Config
+    hints = typing.get_type_hints(cls)
+    lines = [f"[{prefix.rstrip('.') or 'run'}] {cls.__doc__.strip().splitlines()[0]}"]
+    sections = []
+    defaults = cls()
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            sections.append((hints[f.name], prefix + f.name + "."))
+            continue
+        default = getattr(defaults, f.name)
+        lines.append(f"  {prefix + f.name:<24} {_type_name(hints[f.name]):<22} default {default!s:<10} {f.metadata['help']}")
+    for section, section_prefix in sections:
+        lines += ["", settings_help(section, section_prefix)]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- reading a config file
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
@@ -292,38 +336,3 @@ def load_config_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"The config file {path} does not hold a mapping of settings.")
     return data
-
-
-def resolve_config(argv: list[str]) -> Config:
-    """The full config of a run from command-line overrides (validated; probes the task's env)."""
-    from gr00t_torchrl.presets import load_preset
-    from gr00t_torchrl.envs import action_space_kind
-
-    overrides = parse_overrides(argv)
-    if overrides.get("resume"):
-        run_dir = Path(str(overrides["resume"]))
-        saved_path = run_dir / "config.yaml"
-        if not saved_path.is_file():
-            raise ConfigError(f"Cannot resume from '{run_dir}': it holds no config.yaml (is it a run directory?).")
-        saved = load_config_file(saved_path)
-        if "task" in overrides and overrides["task"] != saved.get("task"):
-            raise ConfigError(
-                f"Cannot resume '{run_dir}' as task '{overrides['task']}': it was trained on '{saved.get('task')}'."
-            )
-        merged = deep_merge(saved, overrides)
-        merged["run_dir"] = str(run_dir)
-        cfg = build_dataclass(Config, merged)
-        _check_consistency(cfg)
-        return cfg
-
-    task = str(overrides.get("task", Config.task))
-    preset = load_preset(task)
-    env_id = str(overrides.get("env", {}).get("id") or preset.get("env", {}).get("id") or task)
-    kind = action_space_kind(env_id, task)
-    base = Config().to_dict()
-    merged = deep_merge(deep_merge(deep_merge(base, SPACE_DEFAULTS[kind]), preset), overrides)
-    merged["task"] = task
-    merged.setdefault("env", {})["id"] = env_id
-    cfg = build_dataclass(Config, merged)
-    _check_consistency(cfg)
-    return cfg

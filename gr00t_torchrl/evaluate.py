@@ -6,16 +6,21 @@ import json
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 from tensordict import TensorDictBase
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl.modules import ProbabilisticActor
 
+from gr00t_torchrl import checkpoint as ckpt
 from gr00t_torchrl.config import Config
+from gr00t_torchrl.durable import write_text_atomic
 from gr00t_torchrl.envs import find_transform, make_env, vector_env
-from gr00t_torchrl.transforms import ObservationNorm
+from gr00t_torchrl.pipeline import Pipeline, build_pipeline
+from gr00t_torchrl.seeding import evaluation_seed
+from gr00t_torchrl.tasks import read_for_inspection
+from gr00t_torchrl.transforms import RunningObservationNorm
 
-EVAL_SEED_OFFSET = 1_000_000  # evaluation envs never share seeds with training envs
 MAX_EVAL_STEPS = 100_000
 
 
@@ -27,16 +32,16 @@ def evaluate(
     episodes: int,
     device: str | torch.device = "cpu",
 ) -> dict[str, float]:
-    """One episode in each of `episodes` envs seeded apart from training; raw (unscaled) returns.
+    """One episode in each of `episodes` envs on the run's evaluation seed stream; raw (unscaled) returns.
 
     Tasks that define success (the built-in tasks report a per-env `extras["success"]` on the step
     an episode ends) also get the fraction of episodes that succeeded. `device` is the actor's; an
     Isaac-API env runs there too, a Gymnasium env on the CPU.
     """
-    env = make_env(cfg, seed=cfg.seed + EVAL_SEED_OFFSET, num_envs=episodes, train=False, device=device)
+    env = make_env(cfg, seed=evaluation_seed(cfg.seed), num_envs=episodes, train=False, device=device)
     task = vector_env(env)
     has_success = getattr(task, "defines_success", False)
-    norm = find_transform(env, ObservationNorm)
+    norm = find_transform(env, RunningObservationNorm)
     if norm is not None and obs_norm_state is not None:
         norm.load_state_dict(obs_norm_state)
         norm.freeze()
@@ -69,7 +74,26 @@ def evaluate(
     return result
 
 
+def evaluate_pipeline(pipeline: Pipeline, episodes: int) -> dict[str, float]:
+    """Evaluates a pipeline's actor with its current observation statistics."""
+    norm = pipeline.obs_norm
+    state = norm.state_dict() if norm is not None else None
+    return evaluate(pipeline.cfg, pipeline.module.actor, state, episodes, pipeline.fabric.device)
+
+
 def write_eval(run_dir: Path, env_steps: int, result: dict[str, float]) -> Path:
     path = run_dir / "eval.json"
-    path.write_text(json.dumps({"env_steps": env_steps, **result}, indent=2) + "\n")
+    write_text_atomic(path, json.dumps({"env_steps": env_steps, **result}, indent=2) + "\n")
     return path
+
+
+def evaluate_run(run_dir: Path, episodes: int | None = None) -> dict[str, Any]:
+    """Evaluates the last checkpoint of `run_dir` in one CPU process and writes its eval.json."""
+    cfg = read_for_inspection(run_dir)
+    path = run_dir / "checkpoints" / "last.ckpt"
+    saved = ckpt.load(path)
+    pipeline = build_pipeline(cfg, L.Fabric(accelerator="cpu", devices=1))
+    ckpt.load_for_inspection(pipeline, saved, path)
+    scores = evaluate_pipeline(pipeline, episodes if episodes is not None else max(cfg.eval_episodes, 1))
+    written = write_eval(run_dir, saved["env_steps"], scores)
+    return {"env_steps": saved["env_steps"], **scores, "eval_path": str(written)}

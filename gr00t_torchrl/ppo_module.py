@@ -38,7 +38,8 @@ class PPOModule(L.LightningModule):
 
     One call of `update` runs the epochs x mini-batches of one PPO iteration on a collected batch
     whose advantages `compute_advantages` has filled in. Driven by Lightning Fabric (see
-    `gr00t_torchrl.runner`), so the same module runs on one process or as DDP ranks.
+    `gr00t_torchrl.runner`, which passes its Fabric in), so the same module runs on one process or
+    as DDP ranks.
     """
 
     def __init__(
@@ -47,8 +48,12 @@ class PPOModule(L.LightningModule):
         actor: ProbabilisticActor,
         critic: ValueOperator,
         num_iterations: int,
+        fabric: L.Fabric | None = None,
     ) -> None:
         super().__init__()
+        # the Fabric that runs this module (DDP backward, gradient clipping, cross-rank reductions);
+        # None: a single process driven directly
+        self.fabric = fabric
         self.cfg = cfg
         self.actor = actor
         self.critic = critic
@@ -79,10 +84,12 @@ class PPOModule(L.LightningModule):
         self.skipped_updates = 0
         self.bad_updates_in_a_row = 0
         keys = self.loss_module.tensor_keys
+        # the rollout policy's distribution parameters: the KL-adaptive LR compares the new policy with them
+        self.dist_keys = list(actor.dist_params_keys) if cfg.desired_kl is not None else []
         self.loss_keys = list(
             dict.fromkeys(  # what ClipPPOLoss reads from a mini-batch
                 [*actor.in_keys, *critic.in_keys, keys.action, keys.sample_log_prob, keys.advantage,
-                 keys.value_target, keys.value]
+                 keys.value_target, keys.value, *self.dist_keys]
             )
         )
 
@@ -148,9 +155,13 @@ class PPOModule(L.LightningModule):
         batch.set(("next", value_key), values[batch.shape[0]:])
         return self.advantage_module(batch)
 
+    @property
+    def distributed(self) -> bool:
+        return self.fabric is not None and self.fabric.world_size > 1
+
     def _global_mean_std(self, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        fabric = self._fabric
-        if fabric is None or fabric.world_size == 1:
+        fabric = self.fabric
+        if not self.distributed:
             return values.mean(), values.std()
         moments = torch.stack([values.new_tensor(values.numel()), values.sum(), values.pow(2).sum()])
         count, total, total_sq = fabric.all_reduce(moments.double(), reduce_op="sum")
@@ -187,17 +198,18 @@ class PPOModule(L.LightningModule):
             epoch_kl = []
             order = torch.randperm(flat.shape[0], device=flat.device)
             for indices in torch.tensor_split(order, self.cfg.num_minibatches):
-                losses = loss_fn(flat[indices])
+                minibatch = flat[indices]
                 if self.cfg.desired_kl is not None:
-                    self._adapt_lr(optimizer, losses)
+                    self._adapt_lr(optimizer, minibatch)
+                losses = loss_fn(minibatch)
                 loss = losses["loss_objective"] + losses["loss_critic"] + losses["loss_entropy"]
                 optimizer.zero_grad(set_to_none=True)
-                if self._fabric is not None:
-                    self._fabric.backward(loss)
+                if self.fabric is not None:
+                    self.fabric.backward(loss)
                 else:
                     loss.backward()
                 grad_norm = self._clip_gradients(optimizer, max_norm)  # detail 11
-                if torch.isfinite(loss.detach() + grad_norm):  # both finite; one host sync on a GPU, not two
+                if self._all_ranks_finite(loss.detach() + grad_norm):
                     optimizer.step()
                     self.bad_updates_in_a_row = 0
                 else:  # a non-finite loss or gradient never reaches the weights
@@ -223,16 +235,38 @@ class PPOModule(L.LightningModule):
         stats["skipped_updates"] = float(self.skipped_updates)
         return stats
 
+    def _all_ranks_finite(self, value: torch.Tensor) -> bool:
+        """Whether `value` is finite on every rank: one skip-or-step decision for all of them.
+
+        A rank deciding alone would step while another skips, and the weights would part silently.
+        One host sync per mini-batch on a GPU (the check itself), plus one all-reduce under DDP.
+        """
+        bad = (~torch.isfinite(value)).float()
+        if self.distributed:
+            bad = self.fabric.all_reduce(bad, reduce_op="sum")
+        return not bool(bad > 0)
+
     @torch.no_grad()
-    def _adapt_lr(self, optimizer: torch.optim.Optimizer, losses: TensorDictBase) -> None:
+    def policy_kl(self, minibatch: TensorDictBase) -> torch.Tensor:
+        """The exact mean KL(rollout policy || current policy) over a mini-batch, as rsl_rl computes it.
+
+        The rollout policy is rebuilt from the distribution parameters the collector stored (loc and
+        scale for a Gaussian, logits for a categorical); the current one from a forward pass.
+        """
+        old = self.actor.build_dist_from_params(minibatch.select(*self.dist_keys))
+        current = self.actor.get_dist(minibatch.select(*self.actor.in_keys))
+        return torch.distributions.kl_divergence(old, current).mean()
+
+    @torch.no_grad()
+    def _adapt_lr(self, optimizer: torch.optim.Optimizer, minibatch: TensorDictBase) -> None:
         """rsl_rl's adaptive schedule: before each step, LR / 1.5 if KL > 2 x desired, x 1.5 if KL < desired / 2.
 
-        KL is the mini-batch's approximate KL to the rollout policy (k3 estimator), averaged over
-        ranks so every rank sets the same LR; the LR stays within [1e-5, 1e-2] as in rsl_rl.
+        KL is the exact KL of the mini-batch's rollout policy to the current one (`policy_kl`),
+        averaged over ranks so every rank sets the same LR; the LR stays within [1e-5, 1e-2] as in rsl_rl.
         """
-        kl = (losses["mean_ratio"] - 1.0 + losses["kl_approx"]).detach().float()
-        if self._fabric is not None and self._fabric.world_size > 1:
-            kl = self._fabric.all_reduce(kl, reduce_op="mean")
+        kl = self.policy_kl(minibatch).float()
+        if self.distributed:
+            kl = self.fabric.all_reduce(kl, reduce_op="mean")
         kl, target = float(kl), self.cfg.desired_kl
         scale = float(self.adaptive_lr_scale)
         if kl > 2.0 * target:
@@ -245,8 +279,8 @@ class PPOModule(L.LightningModule):
             group["lr"] = self.cfg.lr * scale
 
     def _clip_gradients(self, optimizer: torch.optim.Optimizer, max_norm: float) -> torch.Tensor:
-        if self._fabric is not None:
-            return self._fabric.clip_gradients(self, optimizer, max_norm=max_norm, error_if_nonfinite=False)
+        if self.fabric is not None:
+            return self.fabric.clip_gradients(self, optimizer, max_norm=max_norm, error_if_nonfinite=False)
         return torch.nn.utils.clip_grad_norm_(self.parameters(), max_norm)
 
     @torch.no_grad()

@@ -32,8 +32,8 @@ from gr00t_torchrl.envs import find_transform, vector_env
 from gr00t_torchrl.envs.gym import BatchClipAction
 from gr00t_torchrl.modules.actor_critic import StateIndependentGaussianHead
 from gr00t_torchrl.modules.init import HIDDEN_GAIN, POLICY_OUTPUT_GAIN, VALUE_OUTPUT_GAIN
-from gr00t_torchrl.runner import Pipeline, build_pipeline, load_for_inspection, make_collector
-from gr00t_torchrl.transforms import ObservationNorm, RewardScaling
+from gr00t_torchrl.pipeline import Pipeline, build_pipeline, make_collector
+from gr00t_torchrl.transforms import RunningObservationNorm, RewardScaling
 
 OK, OFF, NA, MISSING, WRONG = "ok", "off by config", "not applicable", "missing", "WRONG"
 ROBOT_HIDDEN = [256, 256]
@@ -83,7 +83,7 @@ class Audit:
         self.trained = checkpoint is not None
         if checkpoint is not None:
             self.initial_nets = copy.deepcopy(self.initial_nets)
-            load_for_inspection(self.p, ckpt.load(checkpoint), checkpoint)
+            ckpt.load_for_inspection(self.p, ckpt.load(checkpoint), checkpoint)
         self._raw_batch: TensorDictBase | None = None
         self._batch: TensorDictBase | None = None
         self._update: dict[str, Any] | None = None
@@ -549,9 +549,9 @@ def _saturates(task: Any) -> bool:
 
 @detail(28, "observation normalization by running mean / std")
 def check_obs_norm(a: Audit) -> tuple[str, str]:
-    norm = find_transform(a.p.env, ObservationNorm)
+    norm = find_transform(a.p.env, RunningObservationNorm)
     if norm is None:
-        return _no_transform(a.cfg.env.normalize_obs, "ObservationNorm")
+        return _no_transform(a.cfg.env.normalize_obs, "RunningObservationNorm")
     _ = a.batch  # a rollout has run
     stats = norm.stats[0]
     probe = torch.randn(4, stats.mean.shape[-1]) * 3
@@ -572,9 +572,9 @@ def check_obs_norm(a: Audit) -> tuple[str, str]:
 
 @detail(29, "observation clipping after normalization, [-10, 10]")
 def check_obs_clip(a: Audit) -> tuple[str, str]:
-    norm = find_transform(a.p.env, ObservationNorm)
+    norm = find_transform(a.p.env, RunningObservationNorm)
     if norm is None:
-        return _no_transform(a.cfg.env.normalize_obs, "ObservationNorm")
+        return _no_transform(a.cfg.env.normalize_obs, "RunningObservationNorm")
     dim = norm.stats[0].mean.shape[-1]
     out = norm.normalize(0, torch.full((2, dim), 1e9) * torch.tensor([[1.0], [-1.0]]))
     evidence = f"a probe 1e9 away normalizes to [{float(out.min()):g}, {float(out.max()):g}] " \
@@ -660,20 +660,17 @@ def format_table(findings: list[Finding]) -> str:
 
 def audit_for(argv: list[str]) -> Audit:
     """The audit of `run_dir=<dir>` (its config and last checkpoint) or of a config built from key=value words."""
-    from gr00t_torchrl.config import ConfigError, build_dataclass, load_config_file, parse_overrides
+    from gr00t_torchrl.config import ConfigError, parse_overrides
+    from gr00t_torchrl.tasks import read_for_inspection
 
     args = parse_overrides(argv)
     if "run_dir" in args and len(args) == 1:
         run_dir = Path(str(args["run_dir"]))
-        config_path = run_dir / "config.yaml"
-        if not config_path.is_file():
-            raise ConfigError(f"'{run_dir}' holds no config.yaml (is it a run directory?).")
-        cfg = build_dataclass(Config, load_config_file(config_path))
-        cfg.devices = cfg.num_nodes = 1  # the audit runs in one process; a DDP run is audited from rank 0's state
-        return Audit(cfg, checkpoint=run_dir / "checkpoints" / "last.ckpt")
+        # the audit runs in one process; a DDP run is audited from rank 0's state
+        return Audit(read_for_inspection(run_dir), checkpoint=run_dir / "checkpoints" / "last.ckpt")
     if "run_dir" in args:
         raise ConfigError("verify takes either run_dir=<a run directory> alone, or a task and settings.")
-    from gr00t_torchrl.config import resolve_config
+    from gr00t_torchrl.tasks import resolve_config
 
     cfg = resolve_config(argv)
     cfg.devices = 1

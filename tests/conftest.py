@@ -7,7 +7,8 @@ import warnings
 import pytest
 import torch
 
-from gr00t_torchrl.config import Config, resolve_config
+from gr00t_torchrl.config import Config
+from gr00t_torchrl.tasks import resolve_config
 
 warnings.filterwarnings("ignore", message=".*Experiment logs directory.*")
 

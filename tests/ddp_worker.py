@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from gr00t_torchrl.config import resolve_config
+from gr00t_torchrl.tasks import resolve_config
 from gr00t_torchrl.distributed import env_statistics
 from gr00t_torchrl.runner import train
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 import yaml
 
-from gr00t_torchrl.config import Config, ConfigError, build_dataclass, resolve_config
+from gr00t_torchrl.config import Config, ConfigError, build_dataclass
+from gr00t_torchrl.tasks import resolve_config
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "ppo_gr00t.py"
 

@@ -18,10 +18,12 @@ import pytest
 import torch
 
 from gr00t_torchrl import checkpoint as ckpt
-from gr00t_torchrl.config import resolve_config
+from gr00t_torchrl.tasks import resolve_config
 from gr00t_torchrl.envs.builtin import BUILTIN_TASKS
 from gr00t_torchrl.host_syncs import is_project_code, record_host_syncs
-from gr00t_torchrl.runner import Pipeline, build_pipeline, evaluate_run, make_collector, train
+from gr00t_torchrl.evaluate import evaluate_run
+from gr00t_torchrl.pipeline import Pipeline, build_pipeline, make_collector
+from gr00t_torchrl.runner import train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

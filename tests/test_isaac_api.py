@@ -14,7 +14,8 @@ from torchrl.envs import VecGymEnvTransform
 from torchrl.envs.gym_like import GymLikeEnv
 from torchrl.envs.libs.isaac_lab import IsaacLabWrapper
 
-from gr00t_torchrl.config import ConfigError, resolve_config
+from gr00t_torchrl.config import ConfigError
+from gr00t_torchrl.tasks import resolve_config
 from gr00t_torchrl.envs import find_transform, make_env, vector_env
 from gr00t_torchrl.envs.builtin import BUILTIN_TASKS, TaskCfg, make_builtin_task
 from gr00t_torchrl.envs.builtin.cartpole import CartpoleTask
@@ -23,8 +24,8 @@ from gr00t_torchrl.host_syncs import record_host_reads
 from gr00t_torchrl.modules import make_actor_critic
 from gr00t_torchrl.ppo_module import PPOModule
 from gr00t_torchrl.presets import preset_names
-from gr00t_torchrl.runner import build_pipeline, make_collector
-from gr00t_torchrl.transforms import ObservationNorm
+from gr00t_torchrl.pipeline import build_pipeline, make_collector
+from gr00t_torchrl.transforms import RunningObservationNorm
 
 HAS_MJLAB = importlib.util.find_spec("mjlab") is not None
 
@@ -259,7 +260,7 @@ def test_a_rollout_reads_no_value_on_the_host(task):
 def test_observation_statistics_skip_lost_final_observations():
     env = make_env(config("Gr00t-Cartpole-v0", "env.max_episode_steps=2"), seed=0, train=False)
     env.rollout(6, break_when_any_done=False)  # three time-outs per env, each a NaN row
-    stats = find_transform(env, ObservationNorm).stats[0]
+    stats = find_transform(env, RunningObservationNorm).stats[0]
     assert int(stats.count) == 4 * 6 - 4 * 3 and torch.isfinite(stats.mean).all() and torch.isfinite(stats.var).all()
 
 
@@ -325,7 +326,7 @@ def test_time_outs_bootstrap_from_the_last_observation_and_terminations_do_not()
 
 
 def test_asymmetric_critic_reads_the_privileged_group_by_switch():
-    from gr00t_torchrl.runner import build_pipeline
+    from gr00t_torchrl.pipeline import build_pipeline
     import lightning as L
 
     fabric = L.Fabric(accelerator="cpu", devices=1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from gr00t_torchrl.config import resolve_config
+from gr00t_torchrl.tasks import resolve_config
 from gr00t_torchrl.runner import train
 
 pytestmark = pytest.mark.slow

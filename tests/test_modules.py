@@ -50,7 +50,7 @@ def test_orthogonal_init_gains_and_zero_biases():
 
 
 def test_default_networks_are_256x256_tanh_for_continuous_and_64x64_for_discrete():
-    from gr00t_torchrl.config import resolve_config
+    from gr00t_torchrl.tasks import resolve_config
 
     continuous = resolve_config(["task=MountainCarContinuous-v0"])
     discrete = resolve_config(["task=Acrobot-v1"])

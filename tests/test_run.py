@@ -14,7 +14,7 @@ import torch
 
 from gr00t_torchrl import checkpoint as ckpt
 from gr00t_torchrl.cli import main
-from gr00t_torchrl.config import resolve_config
+from gr00t_torchrl.tasks import resolve_config
 from gr00t_torchrl.runner import train
 from tests.conftest import TINY
 

@@ -8,7 +8,7 @@ import torch
 from tensordict import TensorDict
 
 from gr00t_torchrl.envs import find_transform, make_env
-from gr00t_torchrl.transforms import EpisodeStatistics, ObservationNorm, RewardScaling, RunningMeanStd
+from gr00t_torchrl.transforms import EpisodeStatistics, RunningObservationNorm, RewardScaling, RunningMeanStd
 from tests.conftest import tiny_config
 
 
@@ -65,7 +65,7 @@ def test_running_mean_std_update_and_merge_are_exact():
 
 
 def test_observation_norm_statistics_clip_and_freeze():
-    norm = ObservationNorm(["observation"], [(2,)], clip=10.0)
+    norm = RunningObservationNorm(["observation"], [(2,)], clip=10.0)
     batches = [torch.randn(4, 2) * torch.tensor([1.0, 5.0]) + torch.tensor([2.0, -3.0]) for _ in range(5)]
     for obs in batches:
         out = step(norm, torch.zeros(4), torch.zeros(4, dtype=torch.bool), obs=obs)
@@ -86,7 +86,7 @@ def test_env_statistics_count_steps_not_resets_and_eval_env_keeps_raw_reward():
     cfg = tiny_config()
     env = make_env(cfg, seed=0)
     env.rollout(10, break_when_any_done=False)
-    norm = find_transform(env, ObservationNorm)
+    norm = find_transform(env, RunningObservationNorm)
     assert norm.stats[0].count.item() == 10 * cfg.env.num_envs
     assert find_transform(env, RewardScaling) is not None
 

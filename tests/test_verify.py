@@ -13,7 +13,7 @@ from torchrl.modules import TanhNormal
 from gr00t_torchrl.cli import main
 from gr00t_torchrl.envs import find_transform
 from gr00t_torchrl.modules.actor_critic import StateIndependentGaussianHead
-from gr00t_torchrl.transforms import ObservationNorm, RewardScaling
+from gr00t_torchrl.transforms import RunningObservationNorm, RewardScaling
 from gr00t_torchrl.verify import NA, OFF, OK, WRONG, Audit
 from tests.conftest import TINY, tiny_config
 
@@ -80,8 +80,8 @@ BREAKERS: dict[int, tuple[tuple[str, ...], Callable]] = {
     25: ((), lambda a, mp: set_distribution(a, torch.distributions.Normal)),
     26: (("network.hidden_sizes=256,256", "network.activation=tanh"), lambda a, mp: relu_critic(a)),
     27: ((), lambda a, mp: clamp_stored_actions(a)),
-    28: ((), lambda a, mp: find_transform(a.p.env, ObservationNorm).freeze()),
-    29: ((), lambda a, mp: setattr(find_transform(a.p.env, ObservationNorm), "clip", float("inf"))),
+    28: ((), lambda a, mp: find_transform(a.p.env, RunningObservationNorm).freeze()),
+    29: ((), lambda a, mp: setattr(find_transform(a.p.env, RunningObservationNorm), "clip", float("inf"))),
     30: ((), lambda a, mp: setattr(find_transform(a.p.env, RewardScaling), "gamma", 0.0)),
     31: ((), lambda a, mp: setattr(find_transform(a.p.env, RewardScaling), "clip", float("inf"))),
 }

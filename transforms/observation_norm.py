@@ -13,7 +13,7 @@ from torchrl.envs.transforms import Transform
 from gr00t_torchrl.transforms.running_stats import RunningMeanStd
 
 
-class ObservationNorm(Transform):
+class RunningObservationNorm(Transform):
     """Normalizes observations with the running mean/std of all observations stepped so far.
 
     Statistics are updated from the observations returned by `step` only: reset observations are
@@ -41,11 +41,11 @@ class ObservationNorm(Transform):
         self.count_done_rows = count_done_rows
         self.frozen = False
 
-    def freeze(self) -> "ObservationNorm":
+    def freeze(self) -> "RunningObservationNorm":
         self.frozen = True
         return self
 
-    def unfreeze(self) -> "ObservationNorm":
+    def unfreeze(self) -> "RunningObservationNorm":
         self.frozen = False
         return self
 

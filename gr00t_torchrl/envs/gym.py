@@ -11,7 +11,8 @@ from torchrl.envs import Compose, DoubleToFloat, GymWrapper, TransformedEnv
 
 from gr00t_torchrl.config import Config, ConfigError
 from gr00t_torchrl.envs.resumable import ResumableSyncVectorEnv
-from gr00t_torchrl.transforms import EpisodeStatistics, ObservationNorm, RewardScaling
+from gr00t_torchrl.seeding import sub_env_seeds
+from gr00t_torchrl.transforms import EpisodeStatistics, RunningObservationNorm, RewardScaling
 
 
 def _forward_mujoco_warnings() -> None:
@@ -89,7 +90,7 @@ def gym_action_space_kind(env_id: str, task: str | None = None) -> str:
 def make_gym_env(cfg: Config, seed: int, *, num_envs: int, train: bool = True) -> TransformedEnv:
     """A batched env of `num_envs` Gymnasium envs with the transforms, on the CPU.
 
-    Sub-env i is seeded with `seed + i`. Training envs scale rewards; evaluation envs
+    The sub-envs get independent seeds spawned from `seed` (`sub_env_seeds`). Training envs scale rewards; evaluation envs
     (`train=False`) keep the raw reward. Time-limit truncation stays apart from termination in
     ("next", "truncated") / ("next", "terminated"), and the observation after a time-out is the
     real final one (the env is reset on the next call), so GAE can bootstrap from it (detail 5).
@@ -104,12 +105,12 @@ def make_gym_env(cfg: Config, seed: int, *, num_envs: int, train: bool = True) -
         vector_env = ResumableSyncVectorEnv([make_one for _ in range(num_envs)])
     if cfg.env.clip_actions and isinstance(vector_env.single_action_space, gym.spaces.Box):
         vector_env = BatchClipAction(vector_env)
+    vector_env.reset(seed=sub_env_seeds(seed, num_envs))  # later resets continue these streams
     base = GymWrapper(vector_env, device="cpu", categorical_action_encoding=True)
-    base.set_seed(seed)
     transforms = [DoubleToFloat(), EpisodeStatistics(num_envs)]
     if cfg.env.normalize_obs:
         obs_shape = tuple(base.observation_spec["observation"].shape[1:])
-        transforms.append(ObservationNorm(["observation"], [obs_shape], clip=cfg.env.obs_clip))
+        transforms.append(RunningObservationNorm(["observation"], [obs_shape], clip=cfg.env.obs_clip))
     if train and cfg.env.scale_reward:
         transforms.append(RewardScaling(num_envs, gamma=cfg.ppo.gamma, clip=cfg.env.reward_clip))
     return TransformedEnv(base, Compose(*transforms))

@@ -20,7 +20,7 @@ from torchrl.envs.libs.isaac_lab import IsaacLabWrapper
 
 from gr00t_torchrl.config import Config, ConfigError
 from gr00t_torchrl.envs.builtin import BUILTIN_TASKS, make_builtin_task
-from gr00t_torchrl.transforms import EpisodeStatistics, ObservationNorm, RewardScaling
+from gr00t_torchrl.transforms import EpisodeStatistics, RunningObservationNorm, RewardScaling
 
 ISAAC_PREFIX, MJLAB_PREFIX = "Isaac-", "Mjlab-"
 POLICY_GROUP, CRITIC_GROUP = "policy", "critic"  # Isaac Lab's observation group names
@@ -149,7 +149,7 @@ def make_isaac_api_env(
     if cfg.env.normalize_obs:
         keys = observation_groups(env)
         shapes = [tuple(env.observation_spec[key].shape[1:]) for key in keys]
-        env.append_transform(ObservationNorm(keys, shapes, clip=cfg.env.obs_clip, count_done_rows=False))
+        env.append_transform(RunningObservationNorm(keys, shapes, clip=cfg.env.obs_clip, count_done_rows=False))
     if train and cfg.env.scale_reward:
         env.append_transform(RewardScaling(num_envs, gamma=cfg.ppo.gamma, clip=cfg.env.reward_clip))
     return env.to(device)

@@ -18,8 +18,11 @@ def preset_names() -> list[str]:
 
 
 def load_preset(task: str) -> dict[str, Any]:
-    """The overrides of preset `task`, or {} when `task` is not a preset name."""
-    path = resources.files(__name__) / f"{task}.yaml"
-    if not path.is_file():
+    """The overrides of preset `task`, or {} when `task` is not a preset name.
+
+    Only the bundled names are looked up, so a task is never read as a path (`task=../x`).
+    """
+    if task not in preset_names():
         return {}
+    path = resources.files(__name__) / f"{task}.yaml"
     return yaml.safe_load(path.read_text()) or {}
