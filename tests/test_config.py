@@ -99,8 +99,8 @@ def test_a_gpu_run_without_a_gpu_stops_with_a_clear_error(tmp_path, monkeypatch,
 
 
 def test_every_preset_is_a_valid_config():
-    from gr00t_torchrl.config import Config, build_dataclass, deep_merge
     from gr00t_torchrl.presets import load_preset, preset_names
+    from gr00t_torchrl.tasks import deep_merge
 
     names = preset_names()
     assert {"Isaac-Cartpole-v0", "Isaac-Ant-v0", "Isaac-Velocity-Flat-Anymal-D-v0", "Isaac-Lift-Cube-Franka-v0",
@@ -109,3 +109,70 @@ def test_every_preset_is_a_valid_config():
         preset = load_preset(name)
         cfg = build_dataclass(Config, deep_merge(Config().to_dict(), preset))  # unknown keys or bad values raise
         assert cfg.env.id == preset["env"]["id"], name
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["ppo.lr=nan"], "ppo.lr"),  # NaN passes every range comparison: refused as non-finite
+        (["ppo.gamma=nan"], "ppo.gamma"),
+        (["ppo.lr=inf"], "ppo.lr"),
+        (["env.obs_clip=-inf"], "env.obs_clip"),
+        (["seed=1", "seed=2"], "seed"),  # given twice: never silently the last
+        (["progress_bar=yes"], "progress_bar"),  # YAML 1.1 would read these as booleans
+        (["env.normalize_obs=off"], "env.normalize_obs"),
+        (["seed=0x10"], "seed"),  # YAML 1.1 would read this as 16
+        (["ppo.advantage_norm=true"], "ppo.advantage_norm"),
+    ],
+)
+def test_values_yaml_or_nan_would_let_through_are_rejected(argv, named):
+    with pytest.raises(ConfigError) as err:
+        resolve_config(argv)
+    assert f"'{named}'" in str(err.value)
+
+
+def test_numbers_are_read_exactly():
+    cfg = resolve_config(["total_steps=1e6", "ppo.lr=3e-4", "seed=1_000", "ppo.max_grad_norm=none", "ppo.advantage_norm=none"])
+    assert cfg.total_steps == 1_000_000 and isinstance(cfg.total_steps, int)
+    assert cfg.ppo.lr == 3e-4 and cfg.seed == 1000
+    assert cfg.ppo.max_grad_norm is None and cfg.ppo.advantage_norm == "none"
+    with pytest.raises(ConfigError, match="'total_steps' must be a whole number"):
+        resolve_config(["total_steps=1500.5"])
+
+
+def test_a_task_name_is_never_read_as_a_path(tmp_path, monkeypatch):
+    outside = tmp_path / "evil.yaml"
+    outside.write_text("ppo:\n  lr: 0.5\nenv:\n  id: CartPole-v1\n")
+    from gr00t_torchrl.presets import load_preset
+
+    relative = Path("..") / ".." / outside.relative_to("/")
+    assert load_preset(str(relative)[: -len(".yaml")]) == {}
+    with pytest.raises(ConfigError, match="Unknown task"):
+        resolve_config([f"task={str(outside)[: -len('.yaml')]}"])
+
+
+def test_help_lists_every_setting_with_type_default_and_help():
+    import dataclasses
+
+    proc = subprocess.run([sys.executable, str(RECIPE), "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    for section, prefix in ((Config, ""), (Config().env, "env."), (Config().network, "network."), (Config().ppo, "ppo.")):
+        for f in dataclasses.fields(section):
+            if dataclasses.is_dataclass(f.type) or f.name in ("env", "network", "ppo"):
+                continue
+            line = next((line for line in lines if line.split()[:1] == [prefix + f.name]), None)
+            assert line is not None, prefix + f.name
+            assert f"default {getattr(section, f.name)}" in line and f.metadata["help"] in line
+    assert any("detail 7" in line for line in lines)
+
+
+def test_config_command_prints_the_resolved_config_without_training(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "gr00t_torchrl.cli", "config", "task=cartpole", "ppo.lr=1e-3"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    printed = build_dataclass(Config, yaml.safe_load(proc.stdout))
+    assert printed == resolve_config(["task=cartpole", "ppo.lr=1e-3"])
+    assert not (tmp_path / "runs").exists()

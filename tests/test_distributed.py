@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,16 +14,16 @@ from gr00t_torchrl import checkpoint as ckpt
 from gr00t_torchrl.cli import main
 from gr00t_torchrl.distributed import env_statistics
 from gr00t_torchrl.envs import make_env
-from tests.conftest import TINY, tiny_config
+from tests.conftest import TINY, merged, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 FABRIC = Path(sys.executable).with_name("fabric")
 
 
-def fabric_run(script: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+def fabric_run(script: Path, *args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(FABRIC), "run", "--accelerator", "cpu", "--devices", "2", str(script), *args],
-        capture_output=True, text=True, cwd=cwd, timeout=300,
+        capture_output=True, text=True, cwd=cwd, timeout=300, env={**os.environ, **(env or {})},
     )
 
 
@@ -45,7 +46,7 @@ def ddp_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ddp")
     dumps, run_dir = tmp / "dumps", tmp / "run"
     dumps.mkdir()
-    args = ["task=pendulum", f"run_dir={run_dir}", "total_steps=512", *TINY]
+    args = merged("task=pendulum", f"run_dir={run_dir}", "total_steps=512", *TINY)
     proc = fabric_run(ROOT / "tests" / "ddp_worker.py", str(dumps), *args, cwd=tmp)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return dumps, run_dir
@@ -61,6 +62,20 @@ def test_every_rank_holds_identical_weights_optimizer_and_statistics(ddp_run):
         # each rank stepped its own envs with its own seeds
         assert not torch.equal(rank0["observations"], rank1["observations"])
         assert not torch.equal(rank0["actions"], rank1["actions"])
+
+
+def test_a_non_finite_loss_on_one_rank_is_skipped_by_every_rank(tmp_path):
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    args = merged("task=pendulum", f"run_dir={tmp_path / 'run'}", "total_steps=128", *TINY, "eval_episodes=0")
+    proc = fabric_run(ROOT / "tests" / "ddp_worker.py", str(dumps), *args, cwd=tmp_path,
+                      env={"GR00T_TEST_POISON_RANK": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rank0 = torch.load(dumps / "rank0_iteration1.pt", weights_only=True)
+    rank1 = torch.load(dumps / "rank1_iteration1.pt", weights_only=True)
+    assert rank0["skipped_updates"] == rank1["skipped_updates"] == 1  # rank 0's loss was finite: it skipped too
+    assert_same(rank0["module"], rank1["module"], "module after the poisoned mini-batch")
+    assert_same(rank0["optimizer"], rank1["optimizer"], "optimizer after the poisoned mini-batch")
 
 
 def test_statistics_merge_both_ranks_data(ddp_run):

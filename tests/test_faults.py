@@ -14,12 +14,12 @@ import torch
 
 from gr00t_torchrl import checkpoint as ckpt
 from gr00t_torchrl.cli import main
-from tests.conftest import TINY
+from tests.conftest import TINY, merged
 from tests.faulty_envs import register
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "ppo_gr00t.py"
-LONG_RUN = ["task=pendulum", "total_steps=5120", "checkpoint_every=1", *TINY, "eval_episodes=0"]  # 80 iterations
+LONG_RUN = merged("task=pendulum", "total_steps=5120", "checkpoint_every=1", *TINY, "eval_episodes=0")  # 80 iterations
 
 
 def recipe(*args: str) -> subprocess.Popen:
@@ -79,9 +79,9 @@ def test_nan_observations_never_reach_the_weights(tmp_path, capsys):
     register()
     run_dir = tmp_path / "run"
     # NaNs appear after 150 env steps: the 5th iteration of 2 envs x 32 steps
-    args = ["task=Gr00tTest-NaNPendulum-v0", f"run_dir={run_dir}", "total_steps=1024", *TINY,
-            "ppo.num_steps=32", "ppo.num_epochs=4", "ppo.num_minibatches=4", "ppo.max_bad_updates=5",
-            "checkpoint_every=1"]
+    args = merged("task=Gr00tTest-NaNPendulum-v0", f"run_dir={run_dir}", "total_steps=1024", *TINY,
+                  "ppo.num_steps=32", "ppo.num_epochs=4", "ppo.num_minibatches=4", "ppo.max_bad_updates=5",
+                  "checkpoint_every=1")
     assert main(["train", *args]) == 1
     err = capsys.readouterr().err
     assert "Stopped at iteration 5" in err and "5 consecutive updates had a non-finite" in err
@@ -92,8 +92,8 @@ def test_nan_observations_never_reach_the_weights(tmp_path, capsys):
 
 def test_an_env_failing_in_a_worker_process_stops_the_run_with_its_message(tmp_path, capsys):
     register()
-    args = ["task=tests.faulty_envs:Gr00tTest-CrashingPendulum-v0", f"run_dir={tmp_path / 'run'}", "total_steps=1024", *TINY,
-            "env.vectorization=async"]
+    args = merged("task=tests.faulty_envs:Gr00tTest-CrashingPendulum-v0", f"run_dir={tmp_path / 'run'}",
+                  "total_steps=1024", *TINY, "env.vectorization=async")
     started = time.monotonic()
     assert main(["train", *args]) == 1
     err = capsys.readouterr().err

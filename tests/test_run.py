@@ -16,13 +16,13 @@ from gr00t_torchrl import checkpoint as ckpt
 from gr00t_torchrl.cli import main
 from gr00t_torchrl.tasks import resolve_config
 from gr00t_torchrl.runner import train
-from tests.conftest import TINY
+from tests.conftest import TINY, merged
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "ppo_gr00t.py"
 
 
 def run_args(task: str, run_dir: Path, *extra: str) -> list[str]:
-    return [f"task={task}", f"run_dir={run_dir}", "total_steps=512", *TINY, *extra]
+    return merged(f"task={task}", f"run_dir={run_dir}", "total_steps=512", *TINY, *extra)
 
 
 def test_run_directory_contract(tmp_path):
