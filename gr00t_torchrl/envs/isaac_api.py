@@ -49,9 +49,9 @@ class IsaacLabApiWrapper(IsaacLabWrapper):
         what the result depends on, with the same entries, shapes and values: the reward and the
         done flags are copied in the specs' (num_envs, 1) shape (Isaac Lab and mjlab overwrite
         their buffers in place on the next step; TorchRL's frame-skip sum and its clones of the
-        flags made those copies), the observations are passed on as TorchRL passes them. On mjlab's
-        cart-pole (256 envs, CPU) it takes ~0.3 ms less per batched step. Frame skipping and info
-        readers, which this project never sets, keep TorchRL's own step.
+        flags made those copies), the observations are passed on as TorchRL passes them
+        (`benchmarks/wrapper_step_ab.py` times the two). Frame skipping and info readers, which this
+        project never sets, keep TorchRL's own step.
         """
         if self.wrapper_frame_skip != 1 or self.info_dict_reader:
             return super()._step(tensordict)
@@ -77,8 +77,8 @@ def with_native_autoreset(env: TransformedEnv) -> TransformedEnv:
     TorchRL switches it on by itself (`IsaacLabWrapper(..., native_autoreset=True)`) only for Isaac
     Lab's own env classes; mjlab and the built-in tasks get the same wiring here, so all three take
     one path. Without it, `step_and_maybe_reset` calls `reset()` on every step where any env is
-    done, to put back an observation the env already returned: about a fifth of a rollout's time
-    on the CPU at 256 envs, and most of its host synchronisations on a GPU. The wrapper itself is
+    done, to put back an observation the env already returned: a large share of a rollout's time
+    on the CPU, and most of its host synchronisations on a GPU. The wrapper itself is
     left as is, so an explicit partial `reset()` (evaluation) stays TorchRL's no-op for these envs.
     """
     if env.__dict__.get("_torchrl_native_autoreset", False):  # an Isaac Lab env: TorchRL did it
