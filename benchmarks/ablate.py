@@ -4,7 +4,7 @@
     python benchmarks/ablate.py halfcheetah --steps 300000 --seeds 3 --jobs 2 --details no-obs-norm relu
 
 Every variant is the task's preset plus a one-word config override (VARIANTS below); each (variant,
-seed) is its own run of the recipe, evaluated deterministically at its end (benchmarks/learning.py).
+seed) is its own run of the recipe, evaluated deterministically at its end (`common.run_one`, as learning.py).
 The change against the preset is paired by seed (same seeds, so the same env seeds), with a 95%
 t-interval over seeds. Writes benchmarks/results/ablate_<task>.csv, .md and .png.
 """
@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import threading
 
-from learning import RESULTS, run_one, run_parallel, write_rows
+from common import RESULTS, markdown_table, run_one, run_parallel, seed_list, threads_per_job, write_markdown, write_rows
 
 VARIANTS: dict[str, list[str]] = {
     "preset": [],
@@ -99,8 +98,9 @@ def main() -> None:
     requested = args.details or [v for v in VARIANTS if v != "preset"]
     skipped = variants_in_preset(args.task, requested)
     names = ["preset", *(v for v in requested if v not in skipped)]
-    threads = max((os.cpu_count() or 1) // args.jobs, 1)
-    jobs = [(name, seed) for name in names for seed in range(1, args.seeds + 1)]
+    threads = threads_per_job(args.jobs)
+    seeds = range(1, args.seeds + 1)
+    jobs = [(name, seed) for name in names for seed in seeds]
     stem = f"ablate_{args.task}{'_' + args.tag if args.tag else ''}"
     # every finished run is appended here at once, so hours of runs survive an interruption (--resume)
     finished_log = RESULTS / f"{stem}.runs.jsonl"
@@ -130,25 +130,24 @@ def main() -> None:
         summary.append({"variant": name, "mean": statistics.mean(scores),
                         "std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
                         "scores": scores, "change": change, "half": half})
-    lines = [
-        f"# Ablations: {args.task}, {args.steps} env steps, {args.seeds} seeds",
-        "",
-        f"Command: `python benchmarks/ablate.py {' '.join(sys.argv[1:])}`. Change: variant minus preset, "
-        "paired by seed, with its 95% t-interval; an interval that excludes 0 is a clear effect.",
-        "",
-        "| variant | override | eval return mean +- std | per seed | change vs preset [95% CI] |",
-        "|---|---|---|---|---|",
-    ]
+    table = []
     for s in summary:
         override = " ".join(VARIANTS[s["variant"]]) or "-"
         change = "-" if s["variant"] == "preset" else \
             f"{s['change']:+.1f} [{s['change'] - s['half']:+.1f}, {s['change'] + s['half']:+.1f}]"
-        lines.append(f"| {s['variant']} | `{override}` | {s['mean']:.1f} +- {s['std']:.1f} | "
-                     f"{', '.join(f'{x:.0f}' for x in s['scores'])} | {change} |")
+        table.append([s["variant"], f"`{override}`", f"{s['mean']:.1f} +- {s['std']:.1f}",
+                      ", ".join(f"{x:.0f}" for x in s["scores"]), change])
+    lines = [
+        f"Seeds {seed_list(seeds)} for every variant ({threads} torch thread(s) per run, {args.jobs} run(s) at a "
+        "time). Change: variant minus preset, paired by seed, with its 95% t-interval; an interval that excludes 0 "
+        "is a clear effect.",
+        "",
+        *markdown_table(["variant", "override", "eval return mean +- std", "per seed", "change vs preset [95% CI]"],
+                        table),
+    ]
     if skipped:
         lines += ["", f"Not run, the preset has them already: {', '.join(skipped)}."]
-    text = "\n".join(lines) + "\n"
-    (RESULTS / f"{stem}.md").write_text(text)
+    text = write_markdown(stem, f"Ablations: {args.task}, {args.steps} env steps, {args.seeds} seeds", lines)
     plot(summary, f"PPO ablations on {args.task}, {args.steps} env steps", RESULTS / f"{stem}.png")
     finished_log.unlink(missing_ok=True)  # the csv holds every run now
     print(text)

@@ -7,8 +7,10 @@ Both train the same mjlab env (same task config, number of envs and env-step bud
 CPU: this project through its Isaac Lab path with its preset (`recipes/presets/<task>.yaml`, taken from
 mjlab's rsl_rl config), rsl_rl through mjlab's own `MjlabOnPolicyRunner` with mjlab's registered
 config (`init_at_random_ep_len=True`, as mjlab trains). The budget is rounded down to whole
-iterations of rsl_rl's rollout. Both are evaluated the same way: the mean action, one episode in each
-of 10 envs seeded seed + 1,000,000, raw rewards. Training env steps/s = env steps / the sum of each
+iterations of rsl_rl's rollout. Seeds are the base seeds 1, 2, ... (distinct base seeds: this project
+spawns every stream of a run from its base seed with numpy's SeedSequence). Both are evaluated the
+same way: the mean action, one episode in each of 10 envs of one mjlab env seeded
+`evaluation_seed(seed)` (gr00t_torchrl.seeding, as this project's evaluation seeds it), raw rewards. Training env steps/s = env steps / the sum of each
 library's own per-iteration times (rollout + advantages + update; start-up, logging, checkpoints and
 evaluation left out, for both). Raw stepping of the same env with random actions is measured in
 the same run, so the ratio train / raw is each library's pipeline overhead. Each run is its own
@@ -19,25 +21,21 @@ Writes benchmarks/results/compare_rsl_rl_<task>.csv, .md and .png.
 from __future__ import annotations
 
 import argparse
-import copy
-import csv
-import dataclasses
 import json
 import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Any
 
-from compare_sb3 import EVAL_EPISODES, EVAL_SEED_OFFSET, ours_args
-from learning import RESULTS, plot_curves, read_run, summarize
-from throughput import raw_task_sps
+from common import (EVAL_EPISODES, RESULTS, Stopwatch, markdown_table, ours_args, plot_curves, raw_task_sps,
+                    read_run, rsl_rl_runner, seed_list, summarize, write_markdown, write_rows)
 
 from gr00t_torchrl.envs.mjlab_adapter import make_mjlab_env
+from gr00t_torchrl.seeding import evaluation_seed
 
 RAW_STEPS = 60  # batched steps timed for the raw-stepping figure
+LIBRARIES = ("gr00t-torchrl", "rsl_rl")
 
 
 def tensorboard_curve(log_dir: Path, tag: str, steps_per_iteration: int) -> list[tuple[int, float]]:
@@ -50,31 +48,6 @@ def tensorboard_curve(log_dir: Path, tag: str, steps_per_iteration: int) -> list
     return [((e.step + 1) * steps_per_iteration, e.value) for e in events.Scalars(tag)]
 
 
-class Stopwatch:
-    """Seconds spent in wrapped methods, per part name (a wrapper costs microseconds per call).
-
-    Wrapping mjlab's env step gives the simulator's share of a library's training time; the rest is
-    what the library adds per iteration (policy, env wrapper, storage, advantages, update), a figure
-    that the shared machine's noise on the simulator does not swamp.
-    """
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    def wrap(self, owner: object, method: str, part: str) -> None:
-        inner = getattr(owner, method)
-        self.seconds[part] = 0.0
-
-        def timed(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return inner(*args, **kwargs)
-            finally:
-                self.seconds[part] += time.perf_counter() - start
-
-        setattr(owner, method, timed)
-
-
 def env_clock() -> Stopwatch:
     """A stopwatch on mjlab's env step, under the part name "env"."""
     from mjlab.envs.manager_based_rl_env import ManagerBasedRlEnv
@@ -82,17 +55,6 @@ def env_clock() -> Stopwatch:
     clock = Stopwatch()
     clock.wrap(ManagerBasedRlEnv, "step", "env")
     return clock
-
-
-def rsl_rl_runner(task: str, num_envs: int, seed: int, log_dir: str) -> tuple[Any, Any]:
-    """mjlab's own rsl_rl runner for `task` with its registered config, and that config."""
-    from mjlab.rl import MjlabOnPolicyRunner, RslRlVecEnvWrapper
-    from mjlab.tasks.registry import load_rl_cfg
-
-    agent = copy.deepcopy(load_rl_cfg(task))
-    agent.seed, agent.logger = seed, "tensorboard"
-    env = RslRlVecEnvWrapper(make_mjlab_env(task, num_envs, "cpu", seed).env, clip_actions=agent.clip_actions)
-    return MjlabOnPolicyRunner(env, dataclasses.asdict(agent), log_dir, "cpu"), agent
 
 
 def run_ours(task: str, steps: int, seed: int, out: Path) -> None:
@@ -126,7 +88,7 @@ def run_rsl_rl(task: str, num_envs: int, steps: int, seed: int, out: Path) -> No
         train_s = sum(value for tag in ("Perf/collection_time", "Perf/learning_time")
                       for _, value in tensorboard_curve(Path(log_dir), tag, steps_per_iteration))
         policy = runner.get_inference_policy(device="cpu")
-    eval_env = RslRlVecEnvWrapper(make_mjlab_env(task, EVAL_EPISODES, "cpu", seed + EVAL_SEED_OFFSET).env)
+    eval_env = RslRlVecEnvWrapper(make_mjlab_env(task, EVAL_EPISODES, "cpu", evaluation_seed(seed)).env)
     obs = eval_env.get_observations()
     returns = torch.zeros(EVAL_EPISODES)
     finished = torch.zeros(EVAL_EPISODES, dtype=torch.bool)
@@ -161,7 +123,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="env-step budget (default: the preset's)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--tag", default="", help="suffix of the result files")
-    parser.add_argument("--worker", choices=["gr00t-torchrl", "rsl_rl"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=LIBRARIES, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -184,38 +146,30 @@ def main() -> None:
         return run_rsl_rl(args.task, num_envs, steps, args.seed, args.out)
 
     raw = raw_task_sps(args.task, num_envs, frames=RAW_STEPS * num_envs, device="cpu")
-    rows = [run_job(lib, args.task, steps, seed) for seed in range(1, args.seeds + 1) for lib in ("gr00t-torchrl", "rsl_rl")]
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    seeds = range(1, args.seeds + 1)
+    rows = [run_job(lib, args.task, steps, seed) for seed in seeds for lib in LIBRARIES]
     stem = f"compare_rsl_rl_{args.task}{'_' + args.tag if args.tag else ''}"
-    with (RESULTS / f"{stem}.csv").open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["library", "seed", "env_steps", "eval_return", "train_s", "env_s", "sps", "raw_sps",
-                         "overhead_ms_per_iteration"])
-        for r in rows:
-            writer.writerow([r["library"], r["seed"], r["env_steps"], f"{r['eval_return']:.2f}", f"{r['train_s']:.1f}",
-                             f"{r['env_s']:.1f}", f"{r['env_steps'] / r['train_s']:.0f}", f"{raw:.0f}",
-                             f"{overhead_ms(r, rollout):.0f}"])
-    command = " ".join(["python benchmarks/compare_rsl_rl.py", *sys.argv[1:]])
-    lines = [
-        f"# {args.task}: gr00t-torchrl vs rsl_rl, {num_envs} envs, {steps} env steps, CPU",
-        "",
-        f"Command: `{command}` (one run at a time, {os.cpu_count()} cores). Raw stepping of the same env with "
-        f"random actions: {raw:.0f} env steps/s. Eval: mean action, {EVAL_EPISODES} held-out episodes.",
+    write_rows([{"library": r["library"], "seed": r["seed"], "env_steps": r["env_steps"],
+                 "eval_return": f"{r['eval_return']:.2f}", "train_s": f"{r['train_s']:.1f}", "env_s": f"{r['env_s']:.1f}",
+                 "sps": f"{r['env_steps'] / r['train_s']:.0f}", "raw_sps": f"{raw:.0f}",
+                 "overhead_ms_per_iteration": f"{overhead_ms(r, rollout):.0f}"} for r in rows], stem)
+    table = []
+    for library in LIBRARIES:
+        s = summarize(rows, library)
+        overheads = ", ".join(f"{overhead_ms(r, rollout):.0f}" for r in rows if r["library"] == library)
+        table.append([library, f"{s['mean']:.1f} +- {s['std']:.1f}", ", ".join(f"{x:.1f}" for x in s["returns"]),
+                      f"{s['train_s']:.0f}", f"{s['sps']:.0f}", f"{s['sps'] / raw:.0%}", overheads])
+    text = write_markdown(stem, f"{args.task}: gr00t-torchrl vs rsl_rl, {num_envs} envs, {steps} env steps, CPU", [
+        f"Seeds {seed_list(seeds)}, both libraries (one run at a time, {os.cpu_count()} cores). Raw stepping of the "
+        f"same env with random actions: {raw:.0f} env steps/s. Eval: mean action, {EVAL_EPISODES} held-out "
+        "episodes, env seeded `evaluation_seed(seed)` for both.",
         "",
         f"Overhead: training time beyond mjlab's own env step, per iteration of {rollout} env steps.",
         "",
-        "| library | eval return, mean +- std | per seed | train s, mean | train env steps/s | of raw "
-        "| overhead ms / iteration, per seed |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for library in ("gr00t-torchrl", "rsl_rl"):
-        s = summarize(rows, library)
-        overheads = ", ".join(f"{overhead_ms(r, rollout):.0f}" for r in rows if r["library"] == library)
-        lines.append(f"| {library} | {s['mean']:.1f} +- {s['std']:.1f} | {', '.join(f'{x:.1f}' for x in s['returns'])} | "
-                     f"{s['train_s']:.0f} | {s['sps']:.0f} | {s['sps'] / raw:.0%} | {overheads} |")
-    text = "\n".join(lines) + "\n"
-    (RESULTS / f"{stem}.md").write_text(text)
-    plot_curves(rows, ("gr00t-torchrl", "rsl_rl"), f"PPO on {args.task}, {num_envs} envs", steps, RESULTS / f"{stem}.png")
+        *markdown_table(["library", "eval return, mean +- std", "per seed", "train s, mean", "train env steps/s",
+                         "of raw", "overhead ms / iteration, per seed"], table),
+    ])
+    plot_curves(rows, LIBRARIES, f"PPO on {args.task}, {num_envs} envs", steps, RESULTS / f"{stem}.png")
     print(text)
 
 

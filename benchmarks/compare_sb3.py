@@ -12,11 +12,16 @@
 TASK is a preset of this project (its Gymnasium id is the task SB3 trains). SB3 gets the RL-Zoo's
 tuned hyperparameters where the zoo has them (`ZOO` below, from rl-baselines3-zoo's hyperparams/ppo.yml;
 the zoo's MuJoCo v3 settings are used for v5), its own defaults otherwise. Each (library, seed) is
-its own process with `cores // jobs` torch threads. Both are evaluated the same way: deterministic
-actions, frozen observation normalization, one episode in each of 10 envs seeded seed + 1,000,000 + i
-(issue 4's protocol; `--eval-episodes N` for N of them: a Pendulum return depends much on its start state),
-raw rewards. Learning curves: the mean raw return of the training episodes that ended in each
-rollout. Training time excludes start-up and evaluation. Each library rounds the budget up or down to
+its own process with `cores // jobs` torch threads. Seeds are the base seeds first-seed, first-seed + 1,
+...; every random stream of a run is spawned from its base seed with numpy's SeedSequence
+(gr00t_torchrl.seeding), SB3's too: its torch seed and training env seeds are the ones this project's
+run of the same base seed uses (`rank_seeds`), so no two seeds share an env stream (SB3's own
+`seed + i` per env would). Both are evaluated the same way, on the same start states: deterministic
+actions, frozen observation normalization, one episode in each of 10 envs (issue 4's protocol;
+`--eval-episodes N` for N of them: a Pendulum return depends much on its start state), env i seeded
+with `sub_env_seeds(evaluation_seed(seed), N)[i]` and reset once more, as this project's evaluation
+resets it (`sb3_eval_env`), raw rewards. Learning curves: the mean raw return of the training episodes
+that ended in each rollout. Training time excludes start-up and evaluation. Each library rounds the budget up or down to
 whole rollouts (SB3 up, this project down), so the env steps trained are reported too. `--envs N`
 (with `--same-shape`) gives both libraries N envs, the rest of the batch shape as the preset's.
 Writes benchmarks/results/compare_sb3_<task>.csv, .md and .png.
@@ -25,7 +30,6 @@ Writes benchmarks/results/compare_sb3_<task>.csv, .md and .png.
 from __future__ import annotations
 
 import argparse
-import csv
 import importlib.util
 import json
 import os
@@ -37,9 +41,11 @@ from pathlib import Path
 
 import numpy as np
 
-from learning import RESULTS, plot_curves, recipe_args, run_parallel, summarize, train_recipe
-EVAL_SEED_OFFSET = 1_000_000  # as gr00t_torchrl.evaluate
-EVAL_EPISODES = 10  # issue 4's protocol; --eval-episodes takes more for a less noisy estimate
+from common import (EVAL_EPISODES, RESULTS, markdown_table, ours_overrides, plot_curves, run_parallel, same_shape_params,
+                    seed_list, summarize, threads_per_job, train_recipe, write_markdown, write_rows)
+
+from gr00t_torchrl.seeding import evaluation_seed, rank_seeds, sub_env_seeds
+
 LIBRARIES = ("gr00t-torchrl", "sb3")
 
 _MUJOCO_ZOO = {"normalize": True, "n_envs": 1, "policy_kwargs": {"log_std_init": -2, "ortho_init": False,
@@ -60,16 +66,6 @@ ZOO: dict[str, dict] = {
 
 
 # --------------------------------------------------------------------------- workers (one process each)
-def ours_overrides(eval_episodes: int = EVAL_EPISODES, envs: int | None = None) -> list[str]:
-    """This project's evaluation set to the one SB3's runs get (and its env count, where one is given)."""
-    return [f"eval_episodes={eval_episodes}", *([f"env.num_envs={envs}"] if envs else [])]
-
-
-def ours_args(task: str, steps: int, seed: int, run_dir: Path) -> list[str]:
-    """The overrides of one of this project's benchmark runs."""
-    return recipe_args(task, steps, seed, run_dir, ours_overrides())
-
-
 def run_ours(task: str, steps: int, seed: int, out: Path, eval_episodes: int, envs: int | None = None) -> None:
     run = train_recipe(task, steps, seed, ours_overrides(eval_episodes, envs))
     keys = ("eval_return", "eval_episodes", "train_s", "env_steps", "curve")
@@ -83,27 +79,31 @@ def _schedule(value):
     return value
 
 
-def same_shape_params(task: str, envs: int | None = None) -> dict:
-    """SB3 settings with this preset's batch shape (with `envs` envs if given), network and update settings."""
-    from gr00t_torchrl.tasks import resolve_config
+def sb3_eval_envs(env_id: str, seed: int, episodes: int) -> list[tuple[object, np.ndarray]]:
+    """SB3's evaluation envs of base seed `seed`, each with its first observation: the start states of this
+    project's evaluation episodes (gr00t_torchrl.evaluate).
 
-    cfg = resolve_config([f"task={task}", *([f"env.num_envs={envs}"] if envs else [])])
-    return {
-        "n_envs": cfg.env.num_envs, "n_steps": cfg.ppo.num_steps, "n_epochs": cfg.ppo.num_epochs,
-        "batch_size": cfg.frames_per_batch // cfg.ppo.num_minibatches, "gamma": cfg.ppo.gamma,
-        "gae_lambda": cfg.ppo.lmbda, "learning_rate": cfg.ppo.lr, "ent_coef": cfg.ppo.entropy_coeff,
-        "normalize": cfg.env.normalize_obs or cfg.env.scale_reward,
-        "policy_kwargs": {"activation_fn": cfg.network.activation,
-                          "net_arch": {"pi": list(cfg.network.hidden_sizes), "vf": list(cfg.network.hidden_sizes)}},
-    }
+    This project's evaluation builds a vector env whose env i is reset with seed
+    `sub_env_seeds(evaluation_seed(seed), episodes)[i]`, then TorchRL's reset at the start of the
+    evaluation resets it once more, which starts episode i: the same two resets here.
+    """
+    import gymnasium as gym
+
+    envs = []
+    for env_seed in sub_env_seeds(evaluation_seed(seed), episodes):
+        env = gym.make(env_id)
+        env.reset(seed=env_seed)
+        obs, _ = env.reset()
+        envs.append((env, obs))
+    return envs
 
 
 def run_sb3(env_id: str, steps: int, seed: int, out: Path, eval_episodes: int, params: dict | None = None) -> None:
-    import gymnasium as gym
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.utils import set_random_seed
     from stable_baselines3.common.vec_env import VecNormalize
 
     params = dict(ZOO.get(env_id, {}) if params is None else params)
@@ -114,10 +114,17 @@ def run_sb3(env_id: str, steps: int, seed: int, out: Path, eval_episodes: int, p
         activations = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "elu": torch.nn.ELU}
         kwargs = {**kwargs, "activation_fn": activations[kwargs["activation_fn"]]}
     params = {k: _schedule(v) for k, v in params.items()}
-    env = make_vec_env(env_id, n_envs=n_envs, seed=seed)
+    # the streams this project's run of `seed` uses (SB3's own seeding, seed + i per env, would
+    # share env streams between seeds s and s + 1): torch / NumPy / Python, and one seed per env
+    seeds = rank_seeds(seed)
+    set_random_seed(seeds.torch)
+    env = make_vec_env(env_id, n_envs=n_envs)
+    for sub_env, env_seed in zip(env.envs, sub_env_seeds(seeds.envs, n_envs), strict=True):
+        sub_env.reset(seed=env_seed)  # learn()'s unseeded reset continues this stream, as ours does
+        sub_env.action_space.seed(env_seed)
     if normalize:
         env = VecNormalize(env, gamma=params.get("gamma", 0.99))
-    model = PPO("MlpPolicy", env, seed=seed, policy_kwargs=kwargs, verbose=0, device="cpu", **params)
+    model = PPO("MlpPolicy", env, policy_kwargs=kwargs, verbose=0, device="cpu", **params)
 
     curve: list[tuple[int, float]] = []
 
@@ -140,9 +147,7 @@ def run_sb3(env_id: str, steps: int, seed: int, out: Path, eval_episodes: int, p
     train_time = time.perf_counter() - start
 
     returns = []
-    for i in range(eval_episodes):
-        eval_env = gym.make(env_id)
-        obs, _ = eval_env.reset(seed=seed + EVAL_SEED_OFFSET + i)
+    for eval_env, obs in sb3_eval_envs(env_id, seed, eval_episodes):
         total, done = 0.0, False
         while not done:
             if normalize:
@@ -207,45 +212,38 @@ def main() -> None:
     if "sb3" in args.libraries and importlib.util.find_spec("stable_baselines3") is None:
         sys.exit('compare_sb3 needs Stable-Baselines3 to train it: pip install -e ".[bench]"')
 
-    threads = max((os.cpu_count() or 1) // args.jobs, 1)
-    jobs = [(lib, seed) for seed in range(args.first_seed, args.first_seed + args.seeds) for lib in args.libraries]
+    threads = threads_per_job(args.jobs)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    jobs = [(lib, seed) for seed in seeds for lib in args.libraries]
     rows = run_parallel(
         lambda j: run_job(j[0], args.task, args.steps, j[1], threads, args.same_shape, args.eval_episodes, args.envs),
         jobs, args.jobs
     )
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
     tag = "_".join(filter(None, ["same_shape" if args.same_shape else "", f"envs{args.envs}" if args.envs else "",
                                  args.tag]))
     stem = f"compare_sb3_{args.task}{'_' + tag if tag else ''}"
-    with (RESULTS / f"{stem}.csv").open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["library", "seed", "env_steps", "eval_return", "eval_episodes", "train_s", "sps"])
-        for r in rows:
-            writer.writerow([r["library"], r["seed"], r["env_steps"], f"{r['eval_return']:.2f}", r["eval_episodes"],
-                             f"{r['train_s']:.1f}", f"{r['env_steps'] / r['train_s']:.0f}"])
-    command = " ".join(["python benchmarks/compare_sb3.py", *sys.argv[1:]])
+    write_rows([{"library": r["library"], "seed": r["seed"], "env_steps": r["env_steps"],
+                 "eval_return": f"{r['eval_return']:.2f}", "eval_episodes": r["eval_episodes"],
+                 "train_s": f"{r['train_s']:.1f}", "sps": f"{r['env_steps'] / r['train_s']:.0f}"} for r in rows], stem)
     shape = f"this preset's batch shape with {args.envs} envs" if args.envs else "this preset's batch shape"
     sb3_settings = (f"{shape}, network and update settings (VecNormalize where the preset "
                     "normalizes)" if args.same_shape else "RL-Zoo tuned" if env_id in ZOO else "SB3 defaults")
-    lines = [
-        f"# {env_id}: gr00t-torchrl (`{args.task}` preset) vs Stable-Baselines3 PPO, {args.steps} env steps",
-        "",
-        f"Command: `{command}` ({threads} torch thread(s) per run, {args.jobs} run(s) at a time). "
-        f"SB3 settings: {sb3_settings}. Eval: deterministic, "
-        f"{args.eval_episodes} held-out episodes.",
-        "",
-        "| library | env steps trained | eval return, mean +- std | per seed | train wall s, mean | env steps/s, mean |",
-        "|---|---|---|---|---|---|",
-    ]
+    table = []
     for library in args.libraries:
         s = summarize(rows, library)
-        lines.append(
-            f"| {library} | {s['env_steps']} | {s['mean']:.1f} +- {s['std']:.1f} | "
-            f"{', '.join(f'{x:.0f}' for x in s['returns'])} | {s['train_s']:.0f} | {s['sps']:.0f} |"
-        )
-    text = "\n".join(lines) + "\n"
-    (RESULTS / f"{stem}.md").write_text(text)
+        table.append([library, s["env_steps"], f"{s['mean']:.1f} +- {s['std']:.1f}",
+                      ", ".join(f"{x:.0f}" for x in s["returns"]), f"{s['train_s']:.0f}", f"{s['sps']:.0f}"])
+    text = write_markdown(stem, f"{env_id}: gr00t-torchrl (`{args.task}` preset) vs Stable-Baselines3 PPO, "
+                                f"{args.steps} env steps", [
+        f"Seeds {seed_list(seeds)}, both libraries ({threads} torch thread(s) per run, {args.jobs} run(s) at a "
+        f"time). SB3 settings: {sb3_settings}. Eval: deterministic, {args.eval_episodes} held-out episodes, "
+        "the same start states for both libraries (env i seeded with "
+        "`sub_env_seeds(evaluation_seed(seed), episodes)[i]`).",
+        "",
+        *markdown_table(["library", "env steps trained", "eval return, mean +- std", "per seed",
+                         "train wall s, mean", "env steps/s, mean"], table),
+    ])
     plot_curves(rows, tuple(args.libraries), f"PPO on {env_id}", args.steps, RESULTS / f"{stem}.png")
     print(text)
 

@@ -22,7 +22,7 @@ from collections import Counter
 import lightning as L
 import torch
 
-from learning import RESULTS
+from common import write_markdown
 
 from gr00t_torchrl.envs.builtin import BUILTIN_TASKS
 
@@ -78,10 +78,7 @@ def main() -> None:
     what, where = (("synchronisations", torch.cuda.get_device_name()) if args.device == "cuda"
                    else ("reads (the CPU stand-in for synchronisations)", "CPU"))
     lines = [
-        f"# Host {what} per PPO iteration ({where}, {args.envs} envs)",
-        "",
-        f"Command: `python benchmarks/host_syncs.py --tasks {' '.join(args.tasks)} --envs {args.envs} "
-        f"--device {args.device}`. A synchronisation makes the CPU wait for the GPU; a host read is an op "
+        "A synchronisation makes the CPU wait for the GPU; a host read is an op "
         "whose value the host reads, a synchronisation on a GPU (host-to-device copies are not counted "
         "on a CPU). Rollout counts are for one batch of the preset's steps per env.",
         "",
@@ -100,9 +97,8 @@ def main() -> None:
         unit = "syncs" if args.device == "cuda" else "host reads"
         lines += ["", f"## {task}: call sites", "", f"| phase: site | {unit} |", "|---|---|"]
         lines += [f"| {site} | {count} |" for site, count in sites.most_common(15)]
-    text = "\n".join(lines) + "\n"
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"host_syncs_{args.tag or args.device}.md").write_text(text)
+    text = write_markdown(f"host_syncs_{args.tag or args.device}",
+                          f"Host {what} per PPO iteration ({where}, {args.envs} envs)", lines)
     print(text)
 
 

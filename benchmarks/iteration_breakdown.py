@@ -21,8 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from compare_rsl_rl import Stopwatch, rsl_rl_runner
-from learning import RESULTS
+from common import Stopwatch, rsl_rl_runner, write_markdown
 
 WARMUP = 2
 
@@ -114,18 +113,16 @@ def main() -> None:
             if proc.returncode != 0:
                 sys.exit(f"{library} failed:\n{proc.stderr[-3000:]}")
             results[library] = json.loads(out.read_text())
-    lines = [f"# {args.task}: one training iteration, part by part (ms, mean of {args.iterations} iterations)", "",
-             f"Command: `python benchmarks/iteration_breakdown.py {args.task} --iterations {args.iterations}` "
-             f"({os.cpu_count()} cores, one library at a time).", ""]
+    lines = [f"{os.cpu_count()} cores, one library at a time.", ""]
     for library, parts in results.items():
         accounted = sum(value for name, value in parts.items() if name != "iteration")
         lines += [f"## {library}", "", "| part | ms |", "|---|---|"]
         lines += [f"| {name} | {value:.1f} |" for name, value in parts.items() if name != "iteration"]
         lines += [f"| rest | {parts['iteration'] - accounted:.1f} |", f"| **iteration** | {parts['iteration']:.1f} |",
                   f"| iteration beyond the mjlab env step | {parts['iteration'] - parts['mjlab env step']:.1f} |", ""]
-    text = "\n".join(lines)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"iteration_breakdown_{args.task}.md").write_text(text)
+    text = write_markdown(f"iteration_breakdown_{args.task}",
+                          f"{args.task}: one training iteration, part by part (ms, mean of {args.iterations} iterations)",
+                          lines)
     print(text)
 
 

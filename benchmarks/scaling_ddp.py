@@ -28,8 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from learning import RESULTS, write_rows
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "ppo_gr00t.py"
+from common import RECIPE, markdown_table, write_markdown, write_rows
+
 FABRIC = Path(sys.executable).with_name("fabric")
 
 
@@ -130,27 +130,19 @@ def main() -> None:
 
     stem = f"scaling_ddp_{args.task}"
     write_rows(rows, stem)
-    command = " ".join(["python benchmarks/scaling_ddp.py", *sys.argv[1:]])
-    lines = [
-        f"# DDP scaling: {args.task}, {args.steps} env steps per layout, {args.accelerator}, {cores} cores",
+    text = write_markdown(stem, f"DDP scaling: {args.task}, {args.steps} env steps per layout, {args.accelerator}, "
+                                f"{cores} cores", [
+        "Medians over iterations (the first left out); speed-up against the first row.",
         "",
-        f"Command: `{command}`. Medians over iterations (the first left out); speed-up against the first row.",
-        "",
-        "| layout | env steps / iteration | env steps/s | speed-up | rollout ms | stats merge ms | update ms | wall s |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['layout']} | {r['steps_per_iteration']} | {r['sps']:.0f} | {r['speedup']:.2f} | "
-            f"{r['time_rollout_ms']:.0f} | {r['time_sync_ms']:.2f} | {r['time_update_ms']:.0f} | {r['wall_s']:.0f} |"
-        )
-    lines += [
+        *markdown_table(["layout", "env steps / iteration", "env steps/s", "speed-up", "rollout ms", "stats merge ms",
+                         "update ms", "wall s"], [
+            [r["layout"], r["steps_per_iteration"], f"{r['sps']:.0f}", f"{r['speedup']:.2f}",
+             f"{r['time_rollout_ms']:.0f}", f"{r['time_sync_ms']:.2f}", f"{r['time_update_ms']:.0f}",
+             f"{r['wall_s']:.0f}"] for r in rows]),
         "",
         f"Gradient all-reduce over {args.ranks} ranks of {comm['parameters']} float32 parameters "
         f"(actor + critic): {comm['allreduce_ms']:.3f} ms each; DDP runs one per mini-batch.",
-    ]
-    text = "\n".join(lines) + "\n"
-    (RESULTS / f"{stem}.md").write_text(text)
+    ])
     print(text)
 
 

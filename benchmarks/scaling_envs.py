@@ -5,18 +5,16 @@
 
 Each point is the preset with only `env.num_envs` changed (num_steps and the mini-batch count stay the
 preset's, so a batch grows with the env count and a fixed budget buys fewer, larger updates). Runs
-go through benchmarks/learning.py; steps/s is the median over iterations of the whole training loop.
+go through `common.run_one` (as learning.py); steps/s is the median over iterations of the whole training loop.
 Writes benchmarks/results/scaling_envs_<task>.csv, .md and .png.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 
-from learning import RESULTS, run_one, run_parallel, write_rows
+from common import RESULTS, markdown_table, run_one, run_parallel, seed_list, threads_per_job, write_markdown, write_rows
 
 
 def main() -> None:
@@ -27,8 +25,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (each gets cores // jobs threads)")
     args = parser.parse_args()
-    threads = max((os.cpu_count() or 1) // args.jobs, 1)
-    jobs = [(n, seed) for n in args.envs for seed in range(1, args.seeds + 1)]
+    threads = threads_per_job(args.jobs)
+    seeds = range(1, args.seeds + 1)
+    jobs = [(n, seed) for n in args.envs for seed in seeds]
 
     def run(job: tuple[int, int]) -> dict:
         n, seed = job
@@ -37,26 +36,21 @@ def main() -> None:
     rows = run_parallel(run, jobs, args.jobs)
     stem = f"scaling_envs_{args.task}"
     write_rows(rows, stem)
-    lines = [
-        f"# Scaling with the env count: {args.task}, {args.steps} env steps, {args.seeds} seeds",
-        "",
-        f"Command: `python benchmarks/scaling_envs.py {' '.join(sys.argv[1:])}` ({threads} thread(s) per run, "
-        f"{args.jobs} run(s) at a time).",
-        "",
-        "| envs | training env steps/s (median over seeds) | eval return mean +- std | per seed |",
-        "|---|---|---|---|",
-    ]
-    summary = []
+    summary, table = [], []
     for n in args.envs:
         mine = [r for r in rows if r["num_envs"] == n]
         scores = [r["eval_return"] for r in mine]
         sps = statistics.median(r["sps"] for r in mine)
         std = statistics.stdev(scores) if len(scores) > 1 else 0.0
         summary.append((n, sps, statistics.mean(scores), std))
-        lines.append(f"| {n} | {sps:.0f} | {statistics.mean(scores):.1f} +- {std:.1f} | "
-                     f"{', '.join(f'{x:.0f}' for x in scores)} |")
-    text = "\n".join(lines) + "\n"
-    (RESULTS / f"{stem}.md").write_text(text)
+        table.append([n, f"{sps:.0f}", f"{statistics.mean(scores):.1f} +- {std:.1f}",
+                      ", ".join(f"{x:.0f}" for x in scores)])
+    text = write_markdown(stem, f"Scaling with the env count: {args.task}, {args.steps} env steps, {args.seeds} seeds", [
+        f"Seeds {seed_list(seeds)} at every env count ({threads} thread(s) per run, {args.jobs} run(s) at a time).",
+        "",
+        *markdown_table(["envs", "training env steps/s (median over seeds)", "eval return mean +- std", "per seed"],
+                        table),
+    ])
     plot(summary, args.task, args.steps, RESULTS / f"{stem}.png")
     print(text)
 

@@ -43,9 +43,7 @@ import gymnasium as gym
 import torch
 from torch import nn
 
-from compare_sb3 import same_shape_params
-from learning import RESULTS, write_rows
-from throughput import random_stepping
+from common import markdown_table, random_stepping, same_shape_params, write_markdown, write_rows
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
 PARTS = ("sb3_collect", "sb3_train", "raw_rollout", "floor_policy", "floor_update", "ours_rollout", "ours_update")
@@ -218,31 +216,24 @@ def main() -> None:
 
     stem = "_".join(filter(None, [f"speed_bound_{args.task}", args.tag]))
     write_rows(rows, stem)
-    lines = [
-        f"# {args.task}: the speed ratio to SB3 that any PPO could reach on this machine, same batch shape",
-        "",
-        f"Command: `python benchmarks/speed_bound.py {args.task} --envs {' '.join(map(str, args.envs))} "
-        f"--iterations {args.iterations}{f' --tag {args.tag}' if args.tag else ''}` (torch threads: {torch.get_num_threads()}; one process, the parts "
-        "interleaved iteration by iteration). Milliseconds per PPO iteration, medians. Bound = SB3 / (raw rollout + floor policy + floor update): "
+    text = write_markdown(stem, f"{args.task}: the speed ratio to SB3 that any PPO could reach on this machine, "
+                                "same batch shape", [
+        f"Torch threads: {torch.get_num_threads()}; one process, the parts "
+        "interleaved iteration by iteration. Milliseconds per PPO iteration, medians. Bound = SB3 / (raw rollout + floor policy + floor update): "
         "the ratio of an implementation whose normalization, storage, GAE and logging cost nothing and whose "
         "policy and update are the barest plain PyTorch (see the script's docstring). Rollout / raw bound = raw "
         "rollout / (raw rollout + floor policy): the share of raw stepping a rollout can keep at best.",
         "",
-        "| envs | env steps / iteration | mini-batch x updates | SB3 collect + train | raw rollout | floor policy "
-        f"| floor update | bound | this project: rollout + update | this project / SB3 | goal {args.goal}x within the bound "
-        "| rollout / raw: bound | rollout / raw: this project |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['num_envs']} | {r['env_steps_per_iteration']} | {r['minibatch']} x {r['updates_per_iteration']} | "
-            f"{r['sb3_collect_ms']} + {r['sb3_train_ms']} | {r['raw_rollout_ms']} | {r['floor_policy_ms']} | "
-            f"{r['floor_update_ms']} | "
-            f"{r['bound']:.2f}x | {r['ours_rollout_ms']} + {r['ours_update_ms']} | {r['ours_vs_sb3']:.2f}x | "
-            f"{'yes' if r['bound'] >= args.goal else 'no'} | {r['rollout_share_bound']:.2f} | {r['ours_rollout_share']:.2f} |"
-        )
-    text = "\n".join(lines) + "\n"
-    (RESULTS / f"{stem}.md").write_text(text)
+        *markdown_table(["envs", "env steps / iteration", "mini-batch x updates", "SB3 collect + train", "raw rollout",
+                         "floor policy", "floor update", "bound", "this project: rollout + update",
+                         "this project / SB3", f"goal {args.goal}x within the bound", "rollout / raw: bound",
+                         "rollout / raw: this project"], [
+            [r["num_envs"], r["env_steps_per_iteration"], f"{r['minibatch']} x {r['updates_per_iteration']}",
+             f"{r['sb3_collect_ms']} + {r['sb3_train_ms']}", r["raw_rollout_ms"], r["floor_policy_ms"],
+             r["floor_update_ms"], f"{r['bound']:.2f}x", f"{r['ours_rollout_ms']} + {r['ours_update_ms']}",
+             f"{r['ours_vs_sb3']:.2f}x", "yes" if r["bound"] >= args.goal else "no",
+             f"{r['rollout_share_bound']:.2f}", f"{r['ours_rollout_share']:.2f}"] for r in rows]),
+    ])
     print(text)
 
 

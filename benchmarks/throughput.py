@@ -20,59 +20,10 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
-from collections.abc import Callable
 
-import numpy as np
 import torch
 
-from learning import RESULTS, write_rows
-
-
-def raw_task_sps(env_id: str, num_envs: int, frames: int, device: str) -> float:
-    """Random stepping of a batched Isaac-API task: one tensor of actions per step, on `device`."""
-    from gr00t_torchrl.envs.isaac_api import make_raw_task
-
-    task = make_raw_task(env_id, num_envs, device, seed=0, episode_length=None)
-    task.reset()
-    dim = task.single_action_space.shape[0]
-    steps = max(frames // num_envs, 1)
-    actions = torch.rand(steps + 5, num_envs, dim, device=task.device) * 2 - 1
-    for action in actions[:5]:
-        task.step(action)
-    synchronize(device)
-    start = time.perf_counter()
-    for action in actions[5:]:
-        task.step(action)
-    synchronize(device)
-    return steps * num_envs / (time.perf_counter() - start)
-
-
-def synchronize(device: str) -> None:
-    if str(device).startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def random_stepping(env_id: str, num_envs: int) -> tuple[object, Callable[[int], None]]:
-    """A Gymnasium vector env of `env_id` and a function that steps it n times with random actions.
-
-    Finished envs are reset as they end, as both this project and SB3 step them.
-    """
-    import gymnasium as gym
-
-    from gr00t_torchrl.envs import ResumableSyncVectorEnv
-
-    env = ResumableSyncVectorEnv([lambda: gym.make(env_id) for _ in range(num_envs)])
-    env.reset(seed=0)
-    env.action_space.seed(0)
-
-    def step(n: int) -> None:
-        for _ in range(n):
-            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
-            done = terminated | truncated
-            if done.any():
-                env.reset(options={"reset_mask": np.asarray(done)})
-
-    return env, step
+from common import markdown_table, raw_task_sps, random_stepping, synchronize, write_markdown, write_rows
 
 
 def raw_sps(env_id: str, num_envs: int, frames: int, device: str = "cpu") -> float:
@@ -150,22 +101,14 @@ def main() -> None:
 
     stem = f"throughput_{args.tag}" if args.tag else "throughput"
     write_rows(rows, stem)
-    lines = [
-        f"# Throughput (env steps/s, {'this 2-core CPU machine' if args.device == 'cpu' else args.device})",
+    text = write_markdown(stem, f"Throughput (env steps/s, {'this CPU machine' if args.device == 'cpu' else args.device})", [
+        f"Torch threads: {torch.get_num_threads()}.",
         "",
-        f"Command: `python benchmarks/throughput.py {' '.join(f'--{k} ' + ' '.join(map(str, v)) if isinstance(v, list) else f'--{k} {v}' for k, v in vars(args).items())}`; "
-        f"torch threads: {torch.get_num_threads()}.",
-        "",
-        "| task | envs | raw random stepping | rollout phase | whole training loop | rollout / raw | train / raw |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['task']} | {r['num_envs']} | {r['raw_sps']} | {r['rollout_sps']} | {r['train_sps']} | "
-            f"{r['rollout_vs_raw']:.2f} | {r['train_vs_raw']:.2f} |"
-        )
-    text = "\n".join(lines) + "\n"
-    (RESULTS / f"{stem}.md").write_text(text)
+        *markdown_table(["task", "envs", "raw random stepping", "rollout phase", "whole training loop",
+                         "rollout / raw", "train / raw"], [
+            [r["task"], r["num_envs"], r["raw_sps"], r["rollout_sps"], r["train_sps"], f"{r['rollout_vs_raw']:.2f}",
+             f"{r['train_vs_raw']:.2f}"] for r in rows]),
+    ])
     print(text)
 
 

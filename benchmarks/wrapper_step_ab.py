@@ -23,8 +23,7 @@ from collections.abc import Callable
 import torch
 from torchrl.envs.gym_like import GymLikeEnv
 
-from compare_rsl_rl import Stopwatch
-from learning import RESULTS, write_rows
+from common import Stopwatch, markdown_table, write_markdown, write_rows
 
 
 def paired_batches(collect: Callable[[], None], use_own_step: Callable[[bool], None], watch: Stopwatch,
@@ -95,26 +94,19 @@ def main() -> None:
             print(rows[-1], flush=True)
     stem = "_".join(filter(None, ["wrapper_step_ab", args.tag]))
     write_rows(rows, stem)
-    command = (f"python benchmarks/wrapper_step_ab.py --tasks {' '.join(args.tasks)} --envs "
-               f"{' '.join(map(str, args.envs))} --pairs {args.pairs}{f' --tag {args.tag}' if args.tag else ''}")
-    lines = [
-        "# IsaacLabApiWrapper's own env step (B) against TorchRL's generic step (A), paired in one process",
-        "",
-        f"Command: `{command}` (torch threads: {torch.get_num_threads()}). Milliseconds per batch of the preset's "
+    text = write_markdown(stem, "IsaacLabApiWrapper's own env step (B) against TorchRL's generic step (A), paired in "
+                          "one process", [
+        f"Torch threads: {torch.get_num_threads()}. Milliseconds per batch of the preset's "
         "steps per env, beyond the raw task's own step, medians; B - A is the median of the paired differences "
         "(its range in brackets: all negative means every pair was faster with the wrapper's step); the last "
         "column is A's whole-batch median over B's, i.e. B's rollout env steps/s over A's.",
         "",
-        "| task | envs | steps per batch | TorchRL's step (A) | own step (B) | B - A [min, max] | rollout env steps/s, B / A |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {r['task']} | {r['num_envs']} | {r['steps_per_batch']} | {r['torchrl_step_ms']} | {r['own_step_ms']} | "
-        f"{r['paired_difference_ms']} [{r['difference_min_ms']}, {r['difference_max_ms']}] | {r['rollout_sps_ratio']:.2f}x |"
-        for r in rows
-    ]
-    text = "\n".join(lines) + "\n"
-    (RESULTS / f"{stem}.md").write_text(text)
+        *markdown_table(["task", "envs", "steps per batch", "TorchRL's step (A)", "own step (B)", "B - A [min, max]",
+                         "rollout env steps/s, B / A"], [
+            [r["task"], r["num_envs"], r["steps_per_batch"], r["torchrl_step_ms"], r["own_step_ms"],
+             f"{r['paired_difference_ms']} [{r['difference_min_ms']}, {r['difference_max_ms']}]",
+             f"{r['rollout_sps_ratio']:.2f}x"] for r in rows]),
+    ])
     print(text)
 
 

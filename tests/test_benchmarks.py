@@ -5,27 +5,44 @@ The figures themselves come from full runs (benchmarks/results/); timing is neve
 
 from __future__ import annotations
 
+import ast
 import csv
+import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
-import importlib.util
-
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "benchmarks"
 HAS_MJLAB = importlib.util.find_spec("mjlab") is not None
 
 
 def run_script(name: str, *args: str, out: Path) -> str:
     env = {**os.environ, "GR00T_BENCH_RESULTS": str(out), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), *args], capture_output=True,
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / name), *args], capture_output=True,
                           text=True, env=env, cwd=out, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_headers(out, f"python benchmarks/{name} {' '.join(args)}".strip())
     return proc.stdout
+
+
+def assert_headers(out: Path, command: str) -> None:
+    """Every results file the command wrote (the newest .md) states the command, date, machine and code version."""
+    newest = max(out.glob("*.md"), key=lambda path: path.stat().st_mtime)
+    lines = newest.read_text().splitlines()
+    assert lines[0].startswith("# ")
+    assert lines[2] == f"- Command: `{command}`", newest.name
+    assert re.fullmatch(r"- Date: \d{4}-\d\d-\d\d \d\d:\d\d UTC", lines[3]), lines[3]
+    assert lines[4].startswith(f"- Machine: {os.cpu_count()} CPU cores") and "torch " in lines[4] \
+        and "torchrl " in lines[4] and "GPU: " in lines[4], lines[4]
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    assert re.fullmatch(rf"- Code version: `{head.strip()}(\+dirty)?`", lines[5]), lines[5]
 
 
 def rows(path: Path) -> list[dict]:
@@ -33,16 +50,75 @@ def rows(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def table_rows(text: str) -> dict[str, list[str]]:
+    """The cells of a markdown table's rows, by their first cell."""
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if line.startswith("| ")]
+    return {row[0]: row[1:] for row in cells[1:]}
+
+
+def numbers(cell: str) -> list[float]:
+    return [float(x) for x in re.findall(r"-?\d+(?:\.\d+)?", cell)]
+
+
+def test_scripts_import_only_common_and_the_package():
+    scripts = {path.stem for path in BENCHMARKS.glob("*.py")}
+    for path in BENCHMARKS.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+            local = {name.split(".")[0] for name in names} & scripts
+            assert local <= {"common"}, f"{path.name} imports {local - {'common'}}: shared code belongs in common.py"
+
+
+def test_sb3_evaluation_starts_every_episode_where_this_projects_evaluation_does(monkeypatch):
+    """compare_sb3 evaluates SB3 on the start states of this project's evaluation (gr00t_torchrl.evaluate)."""
+    import lightning as L
+    from torchrl.envs import TransformedEnv
+
+    from gr00t_torchrl import evaluate as evaluation
+    from gr00t_torchrl.envs import vector_env
+    from gr00t_torchrl.pipeline import build_pipeline
+    from gr00t_torchrl.tasks import resolve_config
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from compare_sb3 import sb3_eval_envs
+
+    for task, seed in (("pendulum", 7), ("cartpole", 8)):
+        pipeline = build_pipeline(resolve_config([f"task={task}", f"seed={seed}"]), L.Fabric(accelerator="cpu", devices=1))
+        starts: list[np.ndarray] = []
+        reset = TransformedEnv.reset
+
+        def recording_reset(env, *args, **kwargs):  # the first starts the evaluation episodes (later: ended envs)
+            td = reset(env, *args, **kwargs)
+            starts.append(np.array([e.unwrapped.state for e in vector_env(env).envs]))
+            return td
+
+        with monkeypatch.context() as m:
+            m.setattr(TransformedEnv, "reset", recording_reset)
+            evaluation.evaluate_pipeline(pipeline, episodes=4)
+        ours = starts[0]
+        sb3 = np.array([env.unwrapped.state for env, _ in sb3_eval_envs(pipeline.cfg.env.id, seed, 4)])
+        assert np.array_equal(ours, sb3), task
+        other_seed = np.array([env.unwrapped.state for env, _ in sb3_eval_envs(pipeline.cfg.env.id, seed + 1, 4)])
+        assert not np.isin(other_seed, sb3).any()  # seeds s and s + 1 share no start state
+
+
 @pytest.mark.slow
 def test_compare_sb3_trains_both_libraries_evaluates_alike_and_writes_table_csv_and_plot(tmp_path):
     pytest.importorskip("stable_baselines3")
-    out = run_script("compare_sb3.py", "pendulum", "--steps", "1024", "--seeds", "1", "--eval-episodes", "3",
-                     out=tmp_path)
-    assert "| gr00t-torchrl |" in out and "| sb3 |" in out
-    table = rows(tmp_path / "compare_sb3_pendulum.csv")
-    assert {r["library"] for r in table} == {"gr00t-torchrl", "sb3"}
-    assert [r["eval_episodes"] for r in table] == ["3", "3"]  # both evaluated on the episodes asked for
-    assert all(float(r["eval_return"]) < 0 for r in table)  # Pendulum returns are negative
+    out = run_script("compare_sb3.py", "pendulum", "--steps", "1024", "--seeds", "2", "--first-seed", "4",
+                     "--eval-episodes", "3", "--jobs", "2", out=tmp_path)
+    text = (tmp_path / "compare_sb3_pendulum.md").read_text()
+    assert text in out and "Seeds 4, 5, both libraries" in text
+    runs = rows(tmp_path / "compare_sb3_pendulum.csv")
+    assert sorted((r["library"], r["seed"]) for r in runs) == [("gr00t-torchrl", "4"), ("gr00t-torchrl", "5"),
+                                                                ("sb3", "4"), ("sb3", "5")]
+    assert [r["eval_episodes"] for r in runs] == ["3"] * 4  # both evaluated on the episodes asked for
+    table = table_rows(text)
+    for library in ("gr00t-torchrl", "sb3"):  # the table's per-seed figures are the runs', seed by seed
+        returns = [float(r["eval_return"]) for r in runs if r["library"] == library]
+        assert numbers(table[library][2]) == pytest.approx(returns, abs=0.51)  # the table rounds to units
+        assert numbers(table[library][1]) == pytest.approx([np.mean(returns), np.std(returns, ddof=1)], abs=0.06)
     assert (tmp_path / "compare_sb3_pendulum.png").stat().st_size > 0
 
 
@@ -113,8 +189,13 @@ def test_ablate_resumes_an_interrupted_study_and_skips_variants_the_preset_has(t
 def test_scaling_envs_and_learning_benchmarks(tmp_path):
     run_script("scaling_envs.py", "--envs", "1", "2", "--steps", "512", "--seeds", "1", out=tmp_path)
     assert [r["num_envs"] for r in rows(tmp_path / "scaling_envs_pendulum.csv")] == ["1", "2"]
-    run_script("learning.py", "cartpole", "--steps", "512", "--seeds", "1", "--first-seed", "3", out=tmp_path)
-    assert [r["seed"] for r in rows(tmp_path / "learning_cartpole.csv")] == ["3"]
+    run_script("learning.py", "cartpole", "--steps", "512", "--seeds", "2", "--first-seed", "3", "--jobs", "2",
+               out=tmp_path)
+    runs = rows(tmp_path / "learning_cartpole.csv")
+    assert [r["seed"] for r in runs] == ["3", "4"]
+    text = (tmp_path / "learning_cartpole.md").read_text()
+    assert "Seeds 3, 4 " in text
+    assert numbers(table_rows(text)["512"][5]) == pytest.approx([float(r["eval_return"]) for r in runs], abs=0.51)
 
 
 @pytest.mark.slow
