@@ -64,7 +64,7 @@ def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_result(tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_preemption_signal_saves_a_checkpoint_and_says_how_to_resume(tmp_path, sig):
     run_dir = tmp_path / "run"
-    proc = recipe(*LONG_RUN, f"run_dir={run_dir}", "checkpoint_every=1000")
+    proc = recipe(*merged(*LONG_RUN, f"run_dir={run_dir}", "checkpoint_every=1000"))
     wait_for_iterations(run_dir, proc, 3)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)

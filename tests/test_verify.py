@@ -27,11 +27,11 @@ def linears(net: nn.Module) -> list[nn.Linear]:
 
 
 def gaussian_head(a: Audit) -> StateIndependentGaussianHead:
-    return next(m for m in a.p.module.actor.modules() if isinstance(m, StateIndependentGaussianHead))
+    return next(m for m in a.pipeline.module.actor.modules() if isinstance(m, StateIndependentGaussianHead))
 
 
 def set_distribution(a: Audit, cls: type) -> None:
-    for m in a.p.module.actor.modules():
+    for m in a.pipeline.module.actor.modules():
         if hasattr(m, "distribution_class"):
             m.distribution_class = cls
 
@@ -43,7 +43,7 @@ def clamp_stored_actions(a: Audit) -> None:
 
 
 def relu_critic(a: Audit) -> None:
-    for m in a.p.module.critic.modules():
+    for m in a.pipeline.module.critic.modules():
         if isinstance(m, nn.Sequential):
             for i, child in enumerate(m):
                 if isinstance(child, nn.Tanh):
@@ -51,8 +51,8 @@ def relu_critic(a: Audit) -> None:
 
 
 def no_grad_clip(a: Audit, monkeypatch) -> None:
-    clip = a.p.module._clip_gradients
-    monkeypatch.setattr(a.p.module, "_clip_gradients", lambda optimizer, max_norm: clip(optimizer, float("inf")))
+    clip = a.pipeline.module._clip_gradients
+    monkeypatch.setattr(a.pipeline.module, "_clip_gradients", lambda optimizer, max_norm: clip(optimizer, float("inf")))
 
 
 def state_dependent_std(a: Audit) -> None:
@@ -63,27 +63,27 @@ def state_dependent_std(a: Audit) -> None:
 # detail number -> (extra settings, a function that breaks exactly what the check checks)
 BREAKERS: dict[int, tuple[tuple[str, ...], Callable]] = {
     1: ((), lambda a, mp: setattr(a, "_raw_batch", a.raw_batch[:, :16])),
-    2: ((), lambda a, mp: nn.init.kaiming_uniform_(linears(a.p.module.actor)[0].weight)),
-    3: ((), lambda a, mp: a.p.optimizer.param_groups[0].update(eps=1e-8)),
-    4: ((), lambda a, mp: a.p.scheduler.lr_lambdas.__setitem__(0, lambda k: 1.0)),
-    5: ((), lambda a, mp: a.p.module.advantage_module.set_keys(terminated="truncated")),
+    2: ((), lambda a, mp: nn.init.kaiming_uniform_(linears(a.pipeline.module.actor)[0].weight)),
+    3: ((), lambda a, mp: a.pipeline.optimizer.param_groups[0].update(eps=1e-8)),
+    4: ((), lambda a, mp: a.pipeline.scheduler.lr_lambdas.__setitem__(0, lambda k: 1.0)),
+    5: ((), lambda a, mp: a.pipeline.module.advantage_module.set_keys(terminated="truncated")),
     6: ((), lambda a, mp: mp.setattr(torch, "randperm", lambda n, **kw: torch.arange(n))),
-    7: ((), lambda a, mp: mp.setattr(a.p.module, "_global_mean_std", lambda x: (torch.zeros(()), torch.ones(())))),
-    8: ((), lambda a, mp: a.p.module.loss_module.clip_epsilon.fill_(10.0)),
-    9: ((), lambda a, mp: setattr(a.p.module.loss_module, "clip_value", None)),
-    10: ((), lambda a, mp: a.p.module.loss_module.entropy_coeff.fill_(0.5)),
+    7: ((), lambda a, mp: mp.setattr(a.pipeline.module, "_global_mean_std", lambda x: (torch.zeros(()), torch.ones(())))),
+    8: ((), lambda a, mp: a.pipeline.module.loss_module.clip_epsilon.fill_(10.0)),
+    9: ((), lambda a, mp: setattr(a.pipeline.module.loss_module, "clip_value", None)),
+    10: ((), lambda a, mp: a.pipeline.module.loss_module.entropy_coeff.fill_(0.5)),
     11: (("ppo.max_grad_norm=0.001",), no_grad_clip),
-    12: ((), lambda a, mp: mp.setattr(a.p.module, "_log_minibatch", lambda losses, norm, logged: torch.zeros(()))),
-    13: ((), lambda a, mp: setattr(linears(a.p.module.critic)[0], "weight", linears(a.p.module.actor)[0].weight)),
+    12: ((), lambda a, mp: mp.setattr(a.pipeline.module, "_log_minibatch", lambda losses, norm, logged: torch.zeros(()))),
+    13: ((), lambda a, mp: setattr(linears(a.pipeline.module.critic)[0], "weight", linears(a.pipeline.module.actor)[0].weight)),
     23: ((), lambda a, mp: set_distribution(a, TanhNormal)),
     24: ((), lambda a, mp: state_dependent_std(a)),
     25: ((), lambda a, mp: set_distribution(a, torch.distributions.Normal)),
     26: (("network.hidden_sizes=256,256", "network.activation=tanh"), lambda a, mp: relu_critic(a)),
     27: ((), lambda a, mp: clamp_stored_actions(a)),
-    28: ((), lambda a, mp: find_transform(a.p.env, RunningObservationNorm).freeze()),
-    29: ((), lambda a, mp: setattr(find_transform(a.p.env, RunningObservationNorm), "clip", float("inf"))),
-    30: ((), lambda a, mp: setattr(find_transform(a.p.env, RewardScaling), "gamma", 0.0)),
-    31: ((), lambda a, mp: setattr(find_transform(a.p.env, RewardScaling), "clip", float("inf"))),
+    28: ((), lambda a, mp: find_transform(a.pipeline.env, RunningObservationNorm).freeze()),
+    29: ((), lambda a, mp: setattr(find_transform(a.pipeline.env, RunningObservationNorm), "clip", float("inf"))),
+    30: ((), lambda a, mp: setattr(find_transform(a.pipeline.env, RewardScaling), "gamma", 0.0)),
+    31: ((), lambda a, mp: setattr(find_transform(a.pipeline.env, RewardScaling), "clip", float("inf"))),
 }
 
 

@@ -23,15 +23,15 @@ class Audit:
 
     def __init__(self, cfg: Config, checkpoint: Path | None = None) -> None:
         self.cfg = cfg
-        self.p: Pipeline = build_pipeline(cfg, L.Fabric(accelerator="cpu", devices=1))
+        self.pipeline: Pipeline = build_pipeline(cfg, L.Fabric(accelerator="cpu", devices=1))
         # detail 2 is measured on weights as initialised: for a trained run, a fresh build of its config
-        self.initial_nets = (self.p.module.actor, self.p.module.critic)
+        self.initial_nets = (self.pipeline.module.actor, self.pipeline.module.critic)
         head = gaussian_head(self)
         self.initial_log_std = None if head is None else head.log_std.detach().clone()
         self.trained = checkpoint is not None
         if checkpoint is not None:
             self.initial_nets = copy.deepcopy(self.initial_nets)
-            ckpt.load_for_inspection(self.p, ckpt.load(checkpoint), checkpoint)
+            ckpt.load_for_inspection(self.pipeline, ckpt.load(checkpoint), checkpoint)
         self._raw_batch: TensorDictBase | None = None
         self._batch: TensorDictBase | None = None
         self._update: dict[str, Any] | None = None
@@ -39,20 +39,20 @@ class Audit:
     # ---------------------------------------------------------------- measured lazily
     @property
     def continuous(self) -> bool:
-        return not isinstance(self.p.env.action_spec, CategoricalSpec)
+        return not isinstance(self.pipeline.env.action_spec, CategoricalSpec)
 
     @property
     def raw_batch(self) -> TensorDictBase:
         """One rollout of num_envs x num_steps from the real collector, before GAE."""
         if self._raw_batch is None:
-            collector = make_collector(self.p)
+            collector = make_collector(self.pipeline)
             self._raw_batch = next(iter(collector)).clone()
             collector.shutdown()
             # detail 27: the stored log-probs must be those of the stored actions (checked before any update)
             flat = self._raw_batch.reshape(-1)
-            key = self.p.module.loss_module.tensor_keys.sample_log_prob
+            key = self.pipeline.module.loss_module.tensor_keys.sample_log_prob
             with torch.no_grad():
-                recomputed = self.p.module.actor.get_dist(flat.clone()).log_prob(flat.get("action"))
+                recomputed = self.pipeline.module.actor.get_dist(flat.clone()).log_prob(flat.get("action"))
             self.log_prob_error = float((recomputed - flat.get(key)).abs().max())
         return self._raw_batch
 
@@ -61,7 +61,7 @@ class Audit:
         """The rollout after the module's own GAE and advantage normalization."""
         if self._batch is None:
             self._batch = self.raw_batch.clone()
-            self.p.module.compute_advantages(self._batch)
+            self.pipeline.module.compute_advantages(self._batch)
         return self._batch
 
     @property
@@ -72,26 +72,26 @@ class Audit:
             batch.set("audit_index", torch.arange(batch.numel()).reshape(batch.shape))
             minibatches: list[torch.Tensor] = []
             applied_norms: list[float] = []
-            optimizer = self.p.optimizer
+            optimizer = self.pipeline.optimizer
             step = optimizer.step
 
             def recording_step(*args: Any, **kwargs: Any) -> Any:
-                grads = [q.grad for q in self.p.module.parameters() if q.grad is not None]
+                grads = [q.grad for q in self.pipeline.module.parameters() if q.grad is not None]
                 applied_norms.append(float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))))
                 return step(*args, **kwargs)
 
             def recording_loss(minibatch: TensorDictBase) -> TensorDictBase:
                 minibatches.append(minibatch.get("audit_index").clone())
-                return self.p.fabric_module.training_step(minibatch)
+                return self.pipeline.fabric_module.training_step(minibatch)
 
             optimizer.step = recording_step
-            loss_keys = self.p.module.loss_keys
-            self.p.module.loss_keys = [*loss_keys, "audit_index"]  # the update passes only these to the loss
+            loss_keys = self.pipeline.module.loss_keys
+            self.pipeline.module.loss_keys = [*loss_keys, "audit_index"]  # the update passes only these to the loss
             try:
-                stats = self.p.module.update(batch, optimizer, recording_loss)
+                stats = self.pipeline.module.update(batch, optimizer, recording_loss)
             finally:
                 del optimizer.step
-                self.p.module.loss_keys = loss_keys
+                self.pipeline.module.loss_keys = loss_keys
             self._update = {"minibatches": minibatches, "applied_norms": applied_norms, "stats": stats}
         return self._update
 
@@ -103,9 +103,9 @@ class Audit:
         return findings
 
 
-def gaussian_head(a: Audit) -> StateIndependentGaussianHead | None:
+def gaussian_head(audit: Audit) -> StateIndependentGaussianHead | None:
     """The actor's state-independent Gaussian head (details 24, 2), or None for another policy."""
-    heads = [m for m in a.p.module.actor.modules() if isinstance(m, StateIndependentGaussianHead)]
+    heads = [m for m in audit.pipeline.module.actor.modules() if isinstance(m, StateIndependentGaussianHead)]
     return heads[0] if heads else None
 
 

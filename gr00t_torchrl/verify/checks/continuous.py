@@ -26,54 +26,54 @@ def _no_transform(enabled: bool, name: str) -> tuple[str, str]:
     return (WRONG if enabled else OFF), f"no {name} transform in the env"
 
 
-def _dist(a: Audit, observation: torch.Tensor) -> torch.distributions.Distribution:
+def _dist(audit: Audit, observation: torch.Tensor) -> torch.distributions.Distribution:
     td = TensorDict({"observation": observation}, batch_size=observation.shape[:1])
     with torch.no_grad():
-        return a.p.module.actor.get_dist(td)
+        return audit.pipeline.module.actor.get_dist(td)
 
 
 @detail(23, "actions from a Normal distribution")
-def check_normal(a: Audit) -> tuple[str, str]:
-    if not a.continuous:
+def check_normal(audit: Audit) -> tuple[str, str]:
+    if not audit.continuous:
         return NA, "discrete actions: categorical policy"
-    dist = _dist(a, a.batch.get("observation").reshape(-1, a.batch.get("observation").shape[-1])[:8])
+    dist = _dist(audit, audit.batch.get("observation").reshape(-1, audit.batch.get("observation").shape[-1])[:8])
     base = dist.base_dist if isinstance(dist, torch.distributions.Independent) else dist
     evidence = f"policy distribution {type(dist).__name__} over {type(base).__name__}"
     return (OK if type(base) is torch.distributions.Normal else WRONG), evidence
 
 
 @detail(24, "state-independent log std: a learnable parameter, init 0")
-def check_log_std(a: Audit) -> tuple[str, str]:
-    if not a.continuous:
+def check_log_std(audit: Audit) -> tuple[str, str]:
+    if not audit.continuous:
         return NA, "discrete actions"
-    if a.cfg.network.state_dependent_std:
+    if audit.cfg.network.state_dependent_std:
         return OFF, "network.state_dependent_std=true: the std is a network output"
-    head = gaussian_head(a)
-    action_dim = a.p.env.action_spec.shape[-1]
-    obs_dim = a.batch.get("observation").shape[-1]
+    head = gaussian_head(audit)
+    action_dim = audit.pipeline.env.action_spec.shape[-1]
+    obs_dim = audit.batch.get("observation").shape[-1]
     probe = torch.cat([torch.zeros(1, obs_dim), torch.full((1, obs_dim), 5.0), torch.randn(6, obs_dim)])
-    scale = _dist(a, probe).base_dist.scale
+    scale = _dist(audit, probe).base_dist.scale
     independent = bool(torch.allclose(scale, scale[:1].expand_as(scale)))
     if head is None:
         return WRONG, f"no state-independent log-std head in the actor; scale varies with obs: {not independent}"
-    optimized = any(q is head.log_std for g in a.p.optimizer.param_groups for q in g["params"])
+    optimized = any(q is head.log_std for g in audit.pipeline.optimizer.param_groups for q in g["params"])
     log_std = head.log_std.detach()
     ok = (isinstance(head.log_std, nn.Parameter) and tuple(log_std.shape) == (action_dim,) and optimized
           and independent and torch.allclose(scale[0], log_std.exp()))
-    initial = "" if a.trained else f", init {a.initial_log_std.tolist()} (config {a.cfg.network.init_log_std:g})"
+    initial = "" if audit.trained else f", init {audit.initial_log_std.tolist()} (config {audit.cfg.network.init_log_std:g})"
     evidence = (f"nn.Parameter of shape {list(log_std.shape)} in the optimizer: {optimized}; std equal over "
                 f"8 different observations: {independent}{initial}")
-    if ok and not a.trained and not torch.all(a.initial_log_std == a.cfg.network.init_log_std):
+    if ok and not audit.trained and not torch.all(audit.initial_log_std == audit.cfg.network.init_log_std):
         ok = False
-    return verdict(ok, evidence, recommended=a.cfg.network.init_log_std == 0.0)
+    return verdict(ok, evidence, recommended=audit.cfg.network.init_log_std == 0.0)
 
 
 @detail(25, "independent action components: log-probs summed over action dims")
-def check_summed_log_probs(a: Audit) -> tuple[str, str]:
-    if not a.continuous:
+def check_summed_log_probs(audit: Audit) -> tuple[str, str]:
+    if not audit.continuous:
         return NA, "discrete actions"
-    flat = a.batch.reshape(-1)[:64]
-    dist = _dist(a, flat.get("observation"))
+    flat = audit.batch.reshape(-1)[:64]
+    dist = _dist(audit, flat.get("observation"))
     action = flat.get("action")
     joint = dist.log_prob(action)
     base = dist.base_dist if isinstance(dist, torch.distributions.Independent) else dist
@@ -91,26 +91,26 @@ def _describe(net: nn.Module) -> tuple[list[int], set[str]]:
 
 
 @detail(26, "separate MLPs for policy and value (256x256 Tanh for robots)")
-def check_mlps(a: Audit) -> tuple[str, str]:
-    hidden, activation = list(a.cfg.network.hidden_sizes), a.cfg.network.activation
+def check_mlps(audit: Audit) -> tuple[str, str]:
+    hidden, activation = list(audit.cfg.network.hidden_sizes), audit.cfg.network.activation
     expected_activation = {"tanh": "Tanh", "relu": "ReLU", "elu": "ELU"}[activation]
     described, ok = [], True
-    for label, net in (("actor", a.p.module.actor), ("critic", a.p.module.critic)):
+    for label, net in (("actor", audit.pipeline.module.actor), ("critic", audit.pipeline.module.critic)):
         sizes, activations = _describe(net)
         described.append(f"{label} {'x'.join(map(str, sizes))} {'/'.join(sorted(activations))}")
         ok &= sizes[1:-1] == hidden and activations == {expected_activation}
     evidence = "; ".join(described)
     robot_default = hidden == ROBOT_HIDDEN and activation == "tanh"
-    return verdict(ok, evidence, recommended=robot_default or not a.continuous)
+    return verdict(ok, evidence, recommended=robot_default or not audit.continuous)
 
 
 @detail(27, "actions clipped in the env step only; the unclipped sample is stored")
-def check_action_clipping(a: Audit) -> tuple[str, str]:
-    if not a.continuous:
+def check_action_clipping(audit: Audit) -> tuple[str, str]:
+    if not audit.continuous:
         return NA, "discrete actions"
-    venv = vector_env(a.p.env)
+    venv = vector_env(audit.pipeline.env)
     if hasattr(venv, "envs") or hasattr(venv, "env_fns"):  # Gymnasium: the batch clip over the vector env
-        wrapped = isinstance(a.p.env.base_env._env, BatchClipAction)  # the one vector wrapper the env gets
+        wrapped = isinstance(audit.pipeline.env.base_env._env, BatchClipAction)  # the one vector wrapper the env gets
         how = "env clips (BatchClipAction over the vector env)"
         space = venv.single_action_space  # the task's bounds (the clip widens its own space to +-inf)
     elif hasattr(venv, "snapshot"):  # a built-in batched task saturates commands inside its step
@@ -119,14 +119,14 @@ def check_action_clipping(a: Audit) -> tuple[str, str]:
     else:
         return NA, "Isaac Lab / mjlab env: its action terms process raw actions (no bounds to clip to)"
     low, high = torch.as_tensor(space.low), torch.as_tensor(space.high)
-    action = a.batch.get("action").reshape(-1, low.shape[-1])
+    action = audit.batch.get("action").reshape(-1, low.shape[-1])
     outside = int(((action < low) | (action > high)).sum())
     at_bound = int(((action == low) | (action == high)).sum())
-    consistent = a.log_prob_error < 1e-4
+    consistent = audit.log_prob_error < 1e-4
     evidence = (f"{outside} of {action.numel()} stored action values outside [{float(low.min()):g}, "
                 f"{float(high.max()):g}], {at_bound} exactly at a bound; stored log-probs are those of the "
                 f"stored actions: {consistent}; {how}: {wrapped}")
-    if not a.cfg.env.clip_actions:
+    if not audit.cfg.env.clip_actions:
         return OFF, evidence
     return (OK if at_bound == 0 and consistent and wrapped else WRONG), evidence
 
@@ -145,39 +145,39 @@ def _saturates(task: Any) -> bool:
 
 
 @detail(28, "observation normalization by running mean / std")
-def check_obs_norm(a: Audit) -> tuple[str, str]:
-    norm = find_transform(a.p.env, RunningObservationNorm)
+def check_obs_norm(audit: Audit) -> tuple[str, str]:
+    norm = find_transform(audit.pipeline.env, RunningObservationNorm)
     if norm is None:
-        return _no_transform(a.cfg.env.normalize_obs, "RunningObservationNorm")
-    _ = a.batch  # a rollout has run
+        return _no_transform(audit.cfg.env.normalize_obs, "RunningObservationNorm")
+    _ = audit.batch  # a rollout has run
     stats = norm.stats[0]
     probe = torch.randn(4, stats.mean.shape[-1]) * 3
     expected = ((probe - stats.mean.float()) / torch.sqrt(stats.var.float() + norm.eps)).clamp(-norm.clip, norm.clip)
     normalizes = torch.allclose(norm.normalize(0, probe), expected, atol=1e-5)
-    in_state = any(k.endswith("mean") for k in a.p.env.transform.state_dict())
+    in_state = any(k.endswith("mean") for k in audit.pipeline.env.transform.state_dict())
     seen = int(stats.count)
     # auto-reset envs lose each finished episode's final observation (NaN): not a statistic
-    lost = int(torch.isnan(a.raw_batch.get(("next", "observation"))).any(-1).sum())
-    expected_seen = a.cfg.frames_per_batch - lost
-    evidence = (f"statistics over {seen} observations (rollout of {a.cfg.frames_per_batch}"
+    lost = int(torch.isnan(audit.raw_batch.get(("next", "observation"))).any(-1).sum())
+    expected_seen = audit.cfg.frames_per_batch - lost
+    evidence = (f"statistics over {seen} observations (rollout of {audit.cfg.frames_per_batch}"
                 f"{f', {lost} lost final observations skipped' if lost else ''}), mean "
                 f"{[round(x, 3) for x in stats.mean.tolist()[:3]]}..., normalizes a probe correctly: {normalizes}; "
                 f"in the checkpointed state: {in_state}")
-    ok = normalizes and in_state and (seen >= expected_seen or a.trained) and not norm.frozen
+    ok = normalizes and in_state and (seen >= expected_seen or audit.trained) and not norm.frozen
     return (OK if ok else WRONG), evidence
 
 
 @detail(29, "observation clipping after normalization, [-10, 10]")
-def check_obs_clip(a: Audit) -> tuple[str, str]:
-    norm = find_transform(a.p.env, RunningObservationNorm)
+def check_obs_clip(audit: Audit) -> tuple[str, str]:
+    norm = find_transform(audit.pipeline.env, RunningObservationNorm)
     if norm is None:
-        return _no_transform(a.cfg.env.normalize_obs, "RunningObservationNorm")
+        return _no_transform(audit.cfg.env.normalize_obs, "RunningObservationNorm")
     dim = norm.stats[0].mean.shape[-1]
     out = norm.normalize(0, torch.full((2, dim), 1e9) * torch.tensor([[1.0], [-1.0]]))
     evidence = f"a probe 1e9 away normalizes to [{float(out.min()):g}, {float(out.max()):g}] " \
-               f"(config {a.cfg.env.obs_clip:g})"
-    ok = float(out.max()) == a.cfg.env.obs_clip and float(out.min()) == -a.cfg.env.obs_clip
-    return verdict(ok, evidence, recommended=a.cfg.env.obs_clip == 10.0)
+               f"(config {audit.cfg.env.obs_clip:g})"
+    ok = float(out.max()) == audit.cfg.env.obs_clip and float(out.min()) == -audit.cfg.env.obs_clip
+    return verdict(ok, evidence, recommended=audit.cfg.env.obs_clip == 10.0)
 
 
 def _reward_probe(scaling: RewardScaling, rewards: list[float], dones: list[bool], frozen: bool = False) -> list[float]:
@@ -199,11 +199,11 @@ def _reward_probe(scaling: RewardScaling, rewards: list[float], dones: list[bool
 
 
 @detail(30, "reward scaling by the running std of the discounted return")
-def check_reward_scaling(a: Audit) -> tuple[str, str]:
-    scaling = find_transform(a.p.env, RewardScaling)
+def check_reward_scaling(audit: Audit) -> tuple[str, str]:
+    scaling = find_transform(audit.pipeline.env, RewardScaling)
     if scaling is None:
-        return _no_transform(a.cfg.env.scale_reward, "RewardScaling")
-    gamma = a.cfg.ppo.gamma
+        return _no_transform(audit.cfg.env.scale_reward, "RewardScaling")
+    gamma = audit.cfg.ppo.gamma
     rewards, dones = [1.0, 2.0, 0.5, 3.0, 1.0, 2.0], [False, False, True, False, False, True]
     returns, running = [], 0.0
     for reward, done in zip(rewards, dones):
@@ -223,12 +223,12 @@ def check_reward_scaling(a: Audit) -> tuple[str, str]:
 
 
 @detail(31, "reward clipping after scaling, [-10, 10]")
-def check_reward_clip(a: Audit) -> tuple[str, str]:
-    scaling = find_transform(a.p.env, RewardScaling)
+def check_reward_clip(audit: Audit) -> tuple[str, str]:
+    scaling = find_transform(audit.pipeline.env, RewardScaling)
     if scaling is None:
-        return _no_transform(a.cfg.env.scale_reward, "RewardScaling")
+        return _no_transform(audit.cfg.env.scale_reward, "RewardScaling")
     measured = _reward_probe(scaling, [0.0, 1.0, 1e9, -1e12], [False] * 4, frozen=True)
     evidence = f"probe rewards 1e9 and -1e12 at return std 1 scale to {measured[2]:g} and {measured[3]:g} " \
-               f"(config {a.cfg.env.reward_clip:g})"
-    ok = measured[2] == a.cfg.env.reward_clip and measured[3] == -a.cfg.env.reward_clip
-    return verdict(ok, evidence, recommended=a.cfg.env.reward_clip == 10.0)
+               f"(config {audit.cfg.env.reward_clip:g})"
+    ok = measured[2] == audit.cfg.env.reward_clip and measured[3] == -audit.cfg.env.reward_clip
+    return verdict(ok, evidence, recommended=audit.cfg.env.reward_clip == 10.0)

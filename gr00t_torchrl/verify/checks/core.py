@@ -18,21 +18,21 @@ def _close(a: float, b: float, rel: float = 1e-4) -> bool:
     return abs(a - b) <= rel * max(abs(b), 1e-12)
 
 
-def _flat_minibatch(a: Audit, size: int = 256) -> TensorDictBase:
-    return a.batch.reshape(-1)[:size].clone()
+def _flat_minibatch(audit: Audit, size: int = 256) -> TensorDictBase:
+    return audit.batch.reshape(-1)[:size].clone()
 
 
 @detail(1, "vectorized architecture (N envs in lock-step, N x T rollout)")
-def check_vectorized(a: Audit) -> tuple[str, str]:
-    n, t = a.cfg.env.num_envs, a.cfg.ppo.num_steps
-    env_shape, batch_shape = tuple(a.p.env.batch_size), tuple(a.batch.shape)
+def check_vectorized(audit: Audit) -> tuple[str, str]:
+    n, t = audit.cfg.env.num_envs, audit.cfg.ppo.num_steps
+    env_shape, batch_shape = tuple(audit.pipeline.env.batch_size), tuple(audit.batch.shape)
     evidence = f"env batch {list(env_shape)}, rollout {list(batch_shape)} (expected [{n}] and [{n}, {t}])"
     return (OK if env_shape == (n,) and batch_shape == (n, t) else WRONG), evidence
 
 
 @detail(2, "orthogonal init, zero biases; gains sqrt(2) hidden, 0.01 policy, 1.0 value")
-def check_orthogonal_init(a: Audit) -> tuple[str, str]:
-    actor, critic = a.initial_nets
+def check_orthogonal_init(audit: Audit) -> tuple[str, str]:
+    actor, critic = audit.initial_nets
     measured, ok = [], True
     for label, net, out_gain in (("actor", actor, POLICY_OUTPUT_GAIN), ("critic", critic, VALUE_OUTPUT_GAIN)):
         layers = linears(net)
@@ -44,32 +44,32 @@ def check_orthogonal_init(a: Audit) -> tuple[str, str]:
             orthogonal = torch.allclose(singular, torch.full_like(singular, expected), rtol=1e-3)
             ok &= orthogonal and bool((layer.bias.detach() == 0).all())
         measured.append(f"{label} singular values {', '.join(f'{g:.3g}' for g in gains)}")
-    where = "fresh build of the run's config" if a.trained else "as initialised"
+    where = "fresh build of the run's config" if audit.trained else "as initialised"
     evidence = f"{'; '.join(measured)} ({where}); biases {'0' if ok else 'checked'}"
-    if not a.cfg.network.orthogonal_init:
+    if not audit.cfg.network.orthogonal_init:
         return OFF, evidence
     return verdict(ok, evidence)
 
 
 @detail(3, "Adam epsilon 1e-5")
-def check_adam_eps(a: Audit) -> tuple[str, str]:
-    optimizer = getattr(a.p.optimizer, "optimizer", a.p.optimizer)
+def check_adam_eps(audit: Audit) -> tuple[str, str]:
+    optimizer = getattr(audit.pipeline.optimizer, "optimizer", audit.pipeline.optimizer)
     eps = {group["eps"] for group in optimizer.param_groups}
-    evidence = f"{type(optimizer).__name__}, eps {sorted(eps)} (config {a.cfg.ppo.adam_eps:g})"
-    ok = isinstance(optimizer, torch.optim.Adam) and eps == {a.cfg.ppo.adam_eps}
-    return verdict(ok, evidence, recommended=a.cfg.ppo.adam_eps == 1e-5)
+    evidence = f"{type(optimizer).__name__}, eps {sorted(eps)} (config {audit.cfg.ppo.adam_eps:g})"
+    ok = isinstance(optimizer, torch.optim.Adam) and eps == {audit.cfg.ppo.adam_eps}
+    return verdict(ok, evidence, recommended=audit.cfg.ppo.adam_eps == 1e-5)
 
 
 @detail(4, "learning-rate annealing, linear to 0")
-def check_lr_annealing(a: Audit) -> tuple[str, str]:
-    n = a.p.num_iterations
-    factor = a.p.scheduler.lr_lambdas[0]
+def check_lr_annealing(audit: Audit) -> tuple[str, str]:
+    n = audit.pipeline.num_iterations
+    factor = audit.pipeline.scheduler.lr_lambdas[0]
     factors = [factor(k) for k in range(n + 1)]
     linear = all(abs(f - (1.0 - k / n)) < 1e-9 for k, f in enumerate(factors))
     evidence = f"LR factor {factors[0]:.3g} -> {factors[n // 2]:.3g} -> {factors[n]:.3g} over {n} iterations"
-    if a.cfg.ppo.desired_kl is not None:
-        evidence += f"; rsl_rl's KL-adaptive LR instead (desired KL {a.cfg.ppo.desired_kl:g})"
-    if not a.cfg.ppo.anneal_lr:
+    if audit.cfg.ppo.desired_kl is not None:
+        evidence += f"; rsl_rl's KL-adaptive LR instead (desired KL {audit.cfg.ppo.desired_kl:g})"
+    if not audit.cfg.ppo.anneal_lr:
         return (OFF if all(f == 1.0 for f in factors) else WRONG), evidence
     return (OK if linear else WRONG), evidence
 
@@ -92,8 +92,8 @@ def _reference_gae(batch: TensorDictBase, critic: nn.Module, gamma: float, lmbda
 
 
 @detail(5, "GAE: time-outs bootstrap, terminations do not")
-def check_gae(a: Audit) -> tuple[str, str]:
-    batch = a.raw_batch.clone()
+def check_gae(audit: Audit) -> tuple[str, str]:
+    batch = audit.raw_batch.clone()
     n, t = batch.shape
     timeout_env, end_env = 0, min(1, n - 1)
     flags = {key: batch.get(("next", key)) for key in ("done", "terminated", "truncated")}
@@ -103,7 +103,7 @@ def check_gae(a: Audit) -> tuple[str, str]:
     flags["done"][end_env, t // 3] = True  # ... and an injected termination
     flags["terminated"][end_env, t // 3] = True
     flags["truncated"][end_env, t // 3] = False
-    critic = a.p.module.critic
+    critic = audit.pipeline.module.critic
     # auto-reset envs (Isaac Lab API) lose final observations (NaN): a time-out then bootstraps from
     # the last observation it has, V(s_{T-1}); the reference does that substitution itself
     reference_batch = batch.clone()
@@ -113,10 +113,10 @@ def check_gae(a: Audit) -> tuple[str, str]:
         missing = torch.isnan(next_obs).any(-1, keepdim=True)
         lost = max(lost, int(missing.sum()))
         reference_batch.set(("next", key), torch.where(missing, reference_batch.get(key), next_obs))
-    reference = _reference_gae(reference_batch, critic, a.cfg.ppo.gamma, a.cfg.ppo.lmbda)
-    a.p.module.estimate_advantages(batch)
+    reference = _reference_gae(reference_batch, critic, audit.cfg.ppo.gamma, audit.cfg.ppo.lmbda)
+    audit.pipeline.module.estimate_advantages(batch)
     error = float((batch.get("advantage").squeeze(-1) - reference).abs().max())
-    gamma, lmbda = float(a.p.module.advantage_module.gamma), float(a.p.module.advantage_module.lmbda)
+    gamma, lmbda = float(audit.pipeline.module.advantage_module.gamma), float(audit.pipeline.module.advantage_module.lmbda)
     evidence = (
         f"max |A - A_ref| {error:.1e} over {n}x{t} steps holding a time-out and a termination; "
         f"gamma {gamma:g}, lambda {lmbda:g}" + (f"; {lost} lost final observation(s) bootstrapped from the last one" if lost else "")
@@ -125,10 +125,10 @@ def check_gae(a: Audit) -> tuple[str, str]:
 
 
 @detail(6, "mini-batch updates over shuffled indices, several epochs")
-def check_minibatches(a: Audit) -> tuple[str, str]:
-    minibatches = a.update["minibatches"]
-    k, epochs = a.cfg.ppo.num_minibatches, int(a.update["stats"]["epochs_run"])
-    total = a.batch.numel()
+def check_minibatches(audit: Audit) -> tuple[str, str]:
+    minibatches = audit.update["minibatches"]
+    k, epochs = audit.cfg.ppo.num_minibatches, int(audit.update["stats"]["epochs_run"])
+    total = audit.batch.numel()
     ok = len(minibatches) == epochs * k and epochs >= 1
     shuffled = False
     for e in range(epochs):
@@ -142,47 +142,47 @@ def check_minibatches(a: Audit) -> tuple[str, str]:
 
 
 @detail(7, "advantage normalization over the whole batch")
-def check_advantage_norm(a: Audit) -> tuple[str, str]:
-    advantage = a.batch.get("advantage")
+def check_advantage_norm(audit: Audit) -> tuple[str, str]:
+    advantage = audit.batch.get("advantage")
     mean, std = float(advantage.mean()), float(advantage.std())
-    per_minibatch = bool(a.p.module.loss_module.normalize_advantage)
+    per_minibatch = bool(audit.pipeline.module.loss_module.normalize_advantage)
     evidence = f"batch advantage mean {mean:.1e}, std {std:.4f}; loss normalizes per mini-batch: {per_minibatch}"
-    mode = a.cfg.ppo.advantage_norm
+    mode = audit.cfg.ppo.advantage_norm
     if mode == "batch":
         ok = abs(mean) < 1e-4 and abs(std - 1) < 1e-3 and not per_minibatch
         return (OK if ok else WRONG), evidence
     return (OFF if per_minibatch == (mode == "minibatch") else WRONG), evidence
 
 
-def _ratio_probe(a: Audit) -> tuple[TensorDictBase, torch.Tensor]:
+def _ratio_probe(audit: Audit) -> tuple[TensorDictBase, torch.Tensor]:
     """A mini-batch whose stored log-probs make the ratios 1.5 and 0.6, alternately."""
-    minibatch = _flat_minibatch(a)
-    key = a.p.module.loss_module.tensor_keys.sample_log_prob
+    minibatch = _flat_minibatch(audit)
+    key = audit.pipeline.module.loss_module.tensor_keys.sample_log_prob
     with torch.no_grad():
-        log_prob = a.p.module.actor.get_dist(minibatch.clone()).log_prob(minibatch.get("action"))
+        log_prob = audit.pipeline.module.actor.get_dist(minibatch.clone()).log_prob(minibatch.get("action"))
     ratio = torch.where(torch.arange(minibatch.shape[0]) % 2 == 0, 1.5, 0.6).reshape(log_prob.shape)
     minibatch.set(key, log_prob - ratio.log())
     return minibatch, ratio
 
 
 @detail(8, "clipped surrogate objective")
-def check_clipped_objective(a: Audit) -> tuple[str, str]:
-    minibatch, ratio = _ratio_probe(a)
-    eps = a.cfg.ppo.clip_epsilon
+def check_clipped_objective(audit: Audit) -> tuple[str, str]:
+    minibatch, ratio = _ratio_probe(audit)
+    eps = audit.cfg.ppo.clip_epsilon
     advantage = minibatch.get("advantage").reshape(ratio.shape)
     expected = -torch.min(ratio * advantage, ratio.clamp(1 - eps, 1 + eps) * advantage).mean()
     with torch.no_grad():
-        measured = a.p.module.loss_module(minibatch).get("loss_objective")
+        measured = audit.pipeline.module.loss_module(minibatch).get("loss_objective")
     error = float((measured - expected).abs())
     evidence = f"loss on ratios 1.5 / 0.6: {float(measured):.5f}, hand-computed with clip {eps:g}: {float(expected):.5f}"
     return (OK if error < 1e-4 * max(1.0, abs(float(expected))) else WRONG), evidence
 
 
-def _value_probe(a: Audit, offset: float) -> tuple[TensorDictBase, torch.Tensor, torch.Tensor, torch.Tensor]:
+def _value_probe(audit: Audit, offset: float) -> tuple[TensorDictBase, torch.Tensor, torch.Tensor, torch.Tensor]:
     """A mini-batch whose stored (old) values are the current ones +- `offset`."""
-    minibatch = _flat_minibatch(a)
+    minibatch = _flat_minibatch(audit)
     with torch.no_grad():
-        value = a.p.module.critic(minibatch.select(*a.p.module.critic.in_keys).clone()).get("state_value")
+        value = audit.pipeline.module.critic(minibatch.select(*audit.pipeline.module.critic.in_keys).clone()).get("state_value")
     sign = torch.where(torch.arange(value.shape[0]) % 2 == 0, 1.0, -1.0).reshape(value.shape)
     old = value + offset * sign
     minibatch.set("state_value", old)
@@ -190,54 +190,54 @@ def _value_probe(a: Audit, offset: float) -> tuple[TensorDictBase, torch.Tensor,
 
 
 @detail(9, "value-function loss clipping")
-def check_value_clipping(a: Audit) -> tuple[str, str]:
-    minibatch, value, old, target = _value_probe(a, offset=1.0)
-    eps = a.cfg.ppo.clip_epsilon
+def check_value_clipping(audit: Audit) -> tuple[str, str]:
+    minibatch, value, old, target = _value_probe(audit, offset=1.0)
+    eps = audit.cfg.ppo.clip_epsilon
     clipped = old + (value - old).clamp(-eps, eps)
-    coeff = 0.5 * a.cfg.ppo.vf_coef
+    coeff = 0.5 * audit.cfg.ppo.vf_coef
     with_clip = coeff * torch.max((value - target) ** 2, (clipped - target) ** 2).mean()
     without = coeff * ((value - target) ** 2).mean()
     with torch.no_grad():
-        measured = float(a.p.module.loss_module(minibatch).get("loss_critic"))
+        measured = float(audit.pipeline.module.loss_module(minibatch).get("loss_critic"))
     evidence = f"value loss with old values 1.0 away: {measured:.5f}; clipped form {float(with_clip):.5f}, " \
                f"unclipped {float(without):.5f}"
-    expected = with_clip if a.cfg.ppo.clip_value else without
+    expected = with_clip if audit.cfg.ppo.clip_value else without
     ok = abs(measured - float(expected)) < 1e-4 * max(1.0, float(expected))
-    return verdict(ok, evidence, recommended=bool(a.cfg.ppo.clip_value))
+    return verdict(ok, evidence, recommended=bool(audit.cfg.ppo.clip_value))
 
 
 @detail(10, "loss = policy loss - ent_coef * entropy + vf_coef * value loss")
-def check_loss_terms(a: Audit) -> tuple[str, str]:
-    minibatch, value, _, target = _value_probe(a, offset=0.0)  # old == current: no value clipping
+def check_loss_terms(audit: Audit) -> tuple[str, str]:
+    minibatch, value, _, target = _value_probe(audit, offset=0.0)  # old == current: no value clipping
     with torch.no_grad():
-        losses = a.p.module.loss_module(minibatch)
+        losses = audit.pipeline.module.loss_module(minibatch)
     vf = float(losses.get("loss_critic")) / float(((value - target) ** 2).mean() / 2)
     entropy = float(losses.get("entropy"))
     ent = -float(losses.get("loss_entropy")) / entropy + 0.0 if entropy else float("nan")  # + 0.0: no "-0"
-    evidence = f"measured vf_coef {vf:.4g} (config {a.cfg.ppo.vf_coef:g}), ent_coef {ent:.4g} " \
-               f"(config {a.cfg.ppo.entropy_coeff:g})"
-    ok = _close(vf, a.cfg.ppo.vf_coef, 1e-3) and abs(ent - a.cfg.ppo.entropy_coeff) < 1e-6
-    return verdict(ok, evidence, recommended=a.cfg.ppo.entropy_coeff == (0.0 if a.continuous else 0.01))
+    evidence = f"measured vf_coef {vf:.4g} (config {audit.cfg.ppo.vf_coef:g}), ent_coef {ent:.4g} " \
+               f"(config {audit.cfg.ppo.entropy_coeff:g})"
+    ok = _close(vf, audit.cfg.ppo.vf_coef, 1e-3) and abs(ent - audit.cfg.ppo.entropy_coeff) < 1e-6
+    return verdict(ok, evidence, recommended=audit.cfg.ppo.entropy_coeff == (0.0 if audit.continuous else 0.01))
 
 
 @detail(11, "global gradient-norm clipping")
-def check_grad_clip(a: Audit) -> tuple[str, str]:
-    limit = a.cfg.ppo.max_grad_norm
-    applied = a.update["applied_norms"]
+def check_grad_clip(audit: Audit) -> tuple[str, str]:
+    limit = audit.cfg.ppo.max_grad_norm
+    applied = audit.update["applied_norms"]
     largest = max(applied) if applied else float("nan")
     evidence = f"largest applied gradient norm {largest:.4g} over {len(applied)} steps; " \
-               f"mean pre-clip norm {a.update['stats'].get('grad_norm', float('nan')):.4g}; limit {limit}"
+               f"mean pre-clip norm {audit.update['stats'].get('grad_norm', float('nan')):.4g}; limit {limit}"
     if not limit:
         return OFF, evidence
     return (OK if applied and largest <= limit * (1 + 1e-3) else WRONG), evidence
 
 
 @detail(12, "debug variables: losses, entropy, both approx KLs, clip fraction, explained variance")
-def check_debug_variables(a: Audit) -> tuple[str, str]:
+def check_debug_variables(audit: Audit) -> tuple[str, str]:
     from gr00t_torchrl.ppo_module import explained_variance
 
-    stats = dict(a.update["stats"])
-    stats["explained_variance"] = explained_variance(a.batch)
+    stats = dict(audit.update["stats"])
+    stats["explained_variance"] = explained_variance(audit.batch)
     wanted = ("policy_loss", "value_loss", "entropy", "approx_kl", "old_approx_kl", "clip_fraction",
               "explained_variance")
     missing = [k for k in wanted if k not in stats or not math.isfinite(stats[k])]
@@ -248,9 +248,9 @@ def check_debug_variables(a: Audit) -> tuple[str, str]:
 
 
 @detail(13, "separate policy and value networks (vector observations)")
-def check_separate_networks(a: Audit) -> tuple[str, str]:
-    actor = {id(q) for q in a.p.module.actor.parameters()}
-    critic = {id(q) for q in a.p.module.critic.parameters()}
+def check_separate_networks(audit: Audit) -> tuple[str, str]:
+    actor = {id(q) for q in audit.pipeline.module.actor.parameters()}
+    critic = {id(q) for q in audit.pipeline.module.critic.parameters()}
     shared = len(actor & critic)
     evidence = f"{len(actor)} actor and {len(critic)} critic parameter tensors, {shared} shared"
     return (OK if shared == 0 else WRONG), evidence

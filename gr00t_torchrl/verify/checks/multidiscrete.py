@@ -5,5 +5,5 @@ from __future__ import annotations
 from gr00t_torchrl.verify.registry import MISSING, detail
 
 detail(37, "MultiDiscrete: a categorical per action dim, log-probs summed")(
-    lambda a: (MISSING, "MultiDiscrete action spaces are not supported yet (refused at config time)")
+    lambda audit: (MISSING, "MultiDiscrete action spaces are not supported yet (refused at config time)")
 )

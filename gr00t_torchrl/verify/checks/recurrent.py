@@ -9,4 +9,4 @@ for _number, _name in [
     (34, "LSTM state reset where an episode ends"), (35, "mini-batches of whole env sequences"),
     (36, "hidden states recomputed during training"),
 ]:
-    detail(_number, _name)(lambda a: (MISSING, "the recurrent (LSTM) policy is not built yet; this policy is an MLP"))
+    detail(_number, _name)(lambda audit: (MISSING, "the recurrent (LSTM) policy is not built yet; this policy is an MLP"))
