@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from tensordict import TensorDictBase
 from torchmetrics import MeanMetric, SumMetric
+from torchrl.collectors import Collector
 from tqdm import tqdm
 
 from gr00t_torchrl import checkpoint as ckpt
@@ -178,20 +179,118 @@ def update(pipeline: Pipeline, batch: TensorDictBase, state: TrainState, ckpt_pa
     return stats
 
 
-def log_iteration(logger: RunLogger, pipeline: Pipeline, state: TrainState, row: dict[str, float], timer: Timer) -> None:
-    steps = pipeline.steps_per_iteration
+@dataclass
+class Run:
+    """One rank's open run: its pipeline, where it writes, and how far it has got."""
+
+    cfg: Config
+    pipeline: Pipeline
+    run_dir: Path
+    state: TrainState
+    collector: Collector
+    logger: RunLogger
+    episode_metrics: EpisodeMetrics
+
+    @property
+    def ckpt_path(self) -> Path:
+        return self.run_dir / "checkpoints" / "last.ckpt"
+
+    @property
+    def finished(self) -> bool:
+        return self.state.iteration >= self.pipeline.num_iterations
+
+
+def open_run(cfg: Config) -> Run:
+    """Launches the ranks, builds the pipeline, restores a resumed run; then, all checked, writes config.yaml.
+
+    Nothing is written to the run directory before the config and, on resume, the checkpoint have
+    been checked against each other: a refused run leaves the directory as it was.
+    """
+    resuming = cfg.resume is not None
+    fabric = make_fabric(cfg)
+    if not launched_by_fabric_cli():  # `fabric run` has already started one process per device
+        fabric.launch()
+    run_dir = Path(fabric.broadcast(str(prepare_run_dir(cfg, resuming)) if fabric.is_global_zero else None))
+    cfg.run_dir = str(run_dir)
+    pipeline = build_pipeline(cfg, fabric)
+    state, saved = TrainState(), None
+    if resuming:
+        path = run_dir / "checkpoints" / "last.ckpt"
+        saved = ckpt.load(path)
+        state = ckpt.restore(pipeline, saved, path)
+    collector = make_collector(pipeline)
+    if saved is not None:  # after every construction step that may draw random numbers
+        ckpt.set_rng_state(saved["ranks"][fabric.global_rank]["rng"])
+    if fabric.is_global_zero:
+        if cfg.overwrite and not resuming:
+            clear_run_dir(run_dir)
+        cfg.save(run_dir / "config.yaml")
+    logger = RunLogger(run_dir, resumed_at=state, enabled=fabric.is_global_zero)
+    return Run(cfg, pipeline, run_dir, state, collector, logger, EpisodeMetrics().to(fabric.device))
+
+
+def run_iteration(run: Run, batches: Iterator[TensorDictBase]) -> tuple[TensorDictBase, dict[str, float]]:
+    """Collect, merge statistics, advantages, update, log: one PPO iteration."""
+    pipeline, state = run.pipeline, run.state
+    timer = Timer()
+    batch = timer.phase("rollout", lambda: collect(batches, state, run.ckpt_path))
+    timer.phase("sync", lambda: sync_statistics(pipeline.fabric, pipeline.env))
+    row: dict[str, float] = {"iteration": state.iteration + 1, "env_steps": state.env_steps + pipeline.steps_per_iteration}
+    row.update(run.episode_metrics(batch))
+    row.update(timer.phase("advantages", lambda: compute_advantages(pipeline, batch)))
+    row.update(timer.phase("update", lambda: update(pipeline, batch, state, run.ckpt_path)))
+    state.iteration += 1
+    state.env_steps += pipeline.steps_per_iteration
+    log_iteration(run, row, timer)
+    return batch, row
+
+
+def log_iteration(run: Run, row: dict[str, float], timer: Timer) -> None:
+    steps = run.pipeline.steps_per_iteration
     row.update(
         sps=steps / sum(timer.seconds.values()),
         rollout_sps=steps / timer.seconds["rollout"],
         **{f"time_{name}": seconds for name, seconds in timer.seconds.items()},
     )
-    logger.log(row, iteration=state.iteration, env_steps=state.env_steps)
+    run.logger.log(row, iteration=run.state.iteration, env_steps=run.state.env_steps)
 
 
-def save_checkpoint(pipeline: Pipeline, state: TrainState, ckpt_path: Path) -> None:
-    full_state = ckpt.checkpoint_state(pipeline, state)  # collective: every rank takes part
-    if pipeline.fabric.is_global_zero:
-        ckpt.save_atomic(full_state, ckpt_path)
+def save_checkpoint(run: Run) -> None:
+    full_state = ckpt.checkpoint_state(run.pipeline, run.state)  # collective: every rank takes part
+    if run.pipeline.fabric.is_global_zero:
+        ckpt.save_atomic(full_state, run.ckpt_path)
+
+
+def progress_bar(run: Run) -> tqdm:
+    return tqdm(
+        total=run.pipeline.num_iterations * run.pipeline.steps_per_iteration,
+        initial=run.state.env_steps,
+        unit="step",
+        disable=not (run.cfg.progress_bar and run.pipeline.fabric.is_global_zero),
+        dynamic_ncols=True,
+    )
+
+
+def finish_run(run: Run, interrupted: str | None) -> dict[str, Any]:
+    """Evaluates a completed run on rank 0 (writing eval.json) and closes the process group."""
+    fabric, state = run.pipeline.fabric, run.state
+    result: dict[str, Any] = {
+        "env_steps": state.env_steps,
+        "iteration": state.iteration,
+        "run_dir": str(run.run_dir),
+        "checkpoint": str(run.ckpt_path),
+        "global_zero": fabric.is_global_zero,
+        "interrupted": interrupted,
+    }
+    if fabric.is_global_zero and run.cfg.eval_episodes > 0 and not interrupted:
+        scores = evaluate_pipeline(run.pipeline, run.cfg.eval_episodes)
+        result.update(scores)
+        result["eval_path"] = str(write_eval(run.run_dir, state.env_steps, scores))
+    if fabric.world_size > 1:
+        fabric.barrier()  # the other ranks wait here while rank 0 evaluates
+        # an explicit teardown: a rank left to tear gloo down at interpreter exit sometimes aborts (SIGABRT)
+        torch.distributed.destroy_process_group()
+    return result
 
 
 # ----------------------------------------------------------------------------- the run
@@ -209,91 +308,30 @@ def train(
     SIGINT / SIGTERM (or `stop_after=k`, after iteration k) interrupt the run as a preemption
     would: the checkpoint is saved at the end of the iteration and the run returns unevaluated,
     with `interrupted` set; `resume=<run_dir>` then finishes it.
-
-    Nothing is written to the run directory until the config and, on resume, the checkpoint have
-    been checked against each other: a refused run leaves the directory as it was.
     """
-    resuming = cfg.resume is not None
-    fabric = make_fabric(cfg)
-    if not launched_by_fabric_cli():  # `fabric run` has already started one process per device
-        fabric.launch()
-    run_dir = Path(fabric.broadcast(str(prepare_run_dir(cfg, resuming)) if fabric.is_global_zero else None))
-    cfg.run_dir = str(run_dir)
-    ckpt_path = run_dir / "checkpoints" / "last.ckpt"
-
-    pipeline = build_pipeline(cfg, fabric)
-    state, saved = TrainState(), None
-    if resuming:
-        saved = ckpt.load(ckpt_path)
-        state = ckpt.restore(pipeline, saved, ckpt_path)
-    collector = make_collector(pipeline)
-    if saved is not None:  # after every construction step that may draw random numbers
-        ckpt.set_rng_state(saved["ranks"][fabric.global_rank]["rng"])
-    if fabric.is_global_zero:  # everything is checked: now the directory may change
-        if cfg.overwrite and not resuming:
-            clear_run_dir(run_dir)
-        cfg.save(run_dir / "config.yaml")
-    logger = RunLogger(run_dir, resumed_at=state, enabled=fabric.is_global_zero)
-
-    episode_metrics = EpisodeMetrics().to(fabric.device)
-    steps = pipeline.steps_per_iteration
-    bar = tqdm(
-        total=pipeline.num_iterations * steps,
-        initial=state.env_steps,
-        unit="step",
-        disable=not (cfg.progress_bar and fabric.is_global_zero),
-        dynamic_ncols=True,
-    )
-    last_return = float("nan")
-    interrupted: str | None = None
-    batches = iter(collector)
+    run = open_run(cfg)
+    fabric, state = run.pipeline.fabric, run.state
+    bar, last_return, interrupted = progress_bar(run), float("nan"), None
+    batches = iter(run.collector)
     try:
         with StopRequest() as stop_request:
-            while state.iteration < pipeline.num_iterations:
-                timer = Timer()
-                batch = timer.phase("rollout", lambda: collect(batches, state, ckpt_path))
-                timer.phase("sync", lambda: sync_statistics(fabric, pipeline.env))
-                row: dict[str, float] = {"iteration": state.iteration + 1, "env_steps": state.env_steps + steps}
-                row.update(episode_metrics(batch))
-                row.update(timer.phase("advantages", lambda: compute_advantages(pipeline, batch)))
-                row.update(timer.phase("update", lambda: update(pipeline, batch, state, ckpt_path)))
-                state.iteration += 1
-                state.env_steps += steps
-                log_iteration(logger, pipeline, state, row, timer)
+            while not run.finished:
+                batch, row = run_iteration(run, batches)
                 if on_iteration is not None:
-                    on_iteration(pipeline, state, batch)
-                if row["episodes"] > 0:
-                    last_return = row["episode_return_mean"]
-                bar.update(steps)
+                    on_iteration(run.pipeline, state, batch)
+                last_return = row["episode_return_mean"] if row["episodes"] > 0 else last_return
+                bar.update(run.pipeline.steps_per_iteration)
                 bar.set_postfix(ret=f"{last_return:.1f}", sps=f"{row['sps']:.0f}")
                 if any_rank(fabric, stop_request.signal is not None):
                     interrupted = signal.Signals(stop_request.signal or signal.SIGTERM).name
                 elif state.iteration == stop_after:
                     interrupted = "stop_after"
-                last = state.iteration == pipeline.num_iterations
-                if state.iteration % cfg.checkpoint_every == 0 or last or interrupted:
-                    save_checkpoint(pipeline, state, ckpt_path)
+                if state.iteration % cfg.checkpoint_every == 0 or run.finished or interrupted:
+                    save_checkpoint(run)
                 if interrupted:
                     break
     finally:
         bar.close()
-        collector.shutdown()
-        logger.close()
-
-    result: dict[str, Any] = {
-        "env_steps": state.env_steps,
-        "iteration": state.iteration,
-        "run_dir": str(run_dir),
-        "checkpoint": str(ckpt_path),
-        "global_zero": fabric.is_global_zero,
-        "interrupted": interrupted,
-    }
-    if fabric.is_global_zero and cfg.eval_episodes > 0 and not interrupted:
-        scores = evaluate_pipeline(pipeline, cfg.eval_episodes)
-        result.update(scores)
-        result["eval_path"] = str(write_eval(run_dir, state.env_steps, scores))
-    if fabric.world_size > 1:
-        fabric.barrier()  # the other ranks wait here while rank 0 evaluates
-        # an explicit teardown: a rank left to tear gloo down at interpreter exit sometimes aborts (SIGABRT)
-        torch.distributed.destroy_process_group()
-    return result
+        run.collector.shutdown()
+        run.logger.close()
+    return finish_run(run, interrupted)
