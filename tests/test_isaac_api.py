@@ -379,11 +379,17 @@ def test_an_mjlab_robot_preset_trains_end_to_end_on_a_cpu(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_MJLAB and not os.environ.get("CI"), reason="mjlab is not installed (pip install -e '.[mjlab]')")
 def test_mjlab_cartpole_learns_to_balance(tmp_path):
+    import csv
+
     from gr00t_torchrl.runner import train
 
-    # the preset as it is (mjlab's rsl_rl settings, 256 envs, 50 iterations, about a minute); an
-    # untrained policy scores 3-12 of the 50 a balanced pole collects over a 1000-step episode
-    # (measured with one torch thread: 49.9, 50.0, 49.6 for seeds 1-3)
-    result = train(resolve_config(["task=Mjlab-Cartpole-Balance", "seed=1", "eval_episodes=4",
-                                   f"run_dir={tmp_path / 'run'}", "progress_bar=false"]))
-    assert result["eval_return_mean"] > 40
+    # The preset as it is (mjlab's rsl_rl settings, 256 envs, 50 iterations, about a minute). Over 16 runs
+    # (benchmarks/results/mjlab_cartpole_seeds.md) an untrained policy's pole falls within 8-20 steps, and
+    # every run keeps it up for whole 1000-step episodes from iteration 33 on; the evaluation return,
+    # by contrast, is bimodal across seeds (8-13 or about 50), so it is not what this test asserts.
+    run_dir = tmp_path / "run"
+    train(resolve_config(["task=Mjlab-Cartpole-Balance", "seed=1", "eval_episodes=0", f"run_dir={run_dir}",
+                          "progress_bar=false"]))
+    lengths = [float(row["episode_length_mean"]) for row in csv.DictReader((run_dir / "metrics.csv").open())]
+    assert len(lengths) == 50 and lengths[0] < 100
+    assert all(length == 1000 for length in lengths[39:])  # every episode ending late in the run is a time-out
