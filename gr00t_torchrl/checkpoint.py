@@ -68,9 +68,10 @@ def check_compatible(saved: dict[str, Any], current: dict[str, Any], path: Path)
         "action": "action space",
         "num_envs": "env.num_envs",
         "hidden_sizes": "network.hidden_sizes",
+        "inputs": "policy inputs",
     }
     for key, label in labels.items():
-        if key in saved and saved[key] != current[key]:  # older checkpoints lack the last two
+        if key in saved and saved[key] != current[key]:  # older checkpoints lack the last three
             raise CheckpointError(
                 f"The checkpoint {path} was made for {label} {saved.get(key)}, but this run has {current[key]}."
             )

@@ -51,6 +51,26 @@ class EnvConfig:
 
 
 @dataclass
+class EncoderConfig:
+    """The multimodal encoder, built where a task's observations hold images or an instruction."""
+
+    cnn_channels: list[int] = _field([32, 64, 64], "detail 21: channels of the image trunk's conv layers (Nature-CNN: 32,64,64)")
+    cnn_kernels: list[int] = _field([8, 4, 3], "kernel size of each conv layer (Nature-CNN: 8,4,3)")
+    cnn_strides: list[int] = _field([4, 2, 1], "stride of each conv layer (Nature-CNN: 4,2,1)")
+    image_features: int = _field(512, "width of the linear layer after the conv layers (Nature-CNN: 512)", ge=1)
+    proprio_sizes: list[int] = _field([64], "hidden widths of the MLP over the proprioception vector")
+    language: Literal["learned", "model2vec"] = _field(
+        "learned", "instruction branch: learned token embeddings mean-pooled, or a frozen model2vec model from disk"
+    )
+    text_model_path: str | None = _field(None, "local directory of the model2vec model (language=model2vec); never downloaded")
+    token_dim: int = _field(32, "width of the learned token embeddings", ge=1)
+    fusion: Literal["concat", "film"] = _field(
+        "concat", "concat: branches concatenated, then an MLP; film: the instruction also scales and shifts the image features"
+    )
+    fused_sizes: list[int] = _field([256], "hidden widths of the MLP after fusion; its output feeds the actor and critic heads")
+
+
+@dataclass
 class NetworkConfig:
     """Actor and critic networks."""
 
@@ -64,6 +84,7 @@ class NetworkConfig:
     asymmetric_critic: bool = _field(
         True, "the critic reads the env's privileged `critic` observation group where it has one (Isaac Lab API)"
     )
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
 
 
 @dataclass
@@ -144,6 +165,20 @@ class Config:
             )
         if not self.network.hidden_sizes or min(self.network.hidden_sizes) < 1:
             raise ConfigError("The setting 'network.hidden_sizes' needs at least one layer of width >= 1.")
+        encoder = self.network.encoder
+        if not (len(encoder.cnn_channels) == len(encoder.cnn_kernels) == len(encoder.cnn_strides)) or not encoder.cnn_channels:
+            raise ConfigError(
+                "The settings 'network.encoder.cnn_channels', 'cnn_kernels' and 'cnn_strides' need one entry per conv "
+                f"layer, at least one; got {len(encoder.cnn_channels)}, {len(encoder.cnn_kernels)} and {len(encoder.cnn_strides)}."
+            )
+        for key in ("cnn_channels", "cnn_kernels", "cnn_strides", "proprio_sizes", "fused_sizes"):
+            if min(getattr(encoder, key), default=1) < 1:
+                raise ConfigError(f"The setting 'network.encoder.{key}' needs widths >= 1.")
+        if encoder.language == "model2vec" and not encoder.text_model_path:
+            raise ConfigError(
+                "network.encoder.language=model2vec needs network.encoder.text_model_path=<a local model2vec directory>: "
+                "models are never downloaded at run time."
+            )
         return self
 
 

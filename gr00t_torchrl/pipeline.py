@@ -11,17 +11,26 @@ from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.fabric.utilities.seed import seed_everything
-from tensordict.nn import TensorDictModuleBase
+from tensordict.nn import TensorDictModuleBase, TensorDictSequential
 from torchrl.collectors import Collector
 from torchrl.envs import TransformedEnv
 from torchrl.modules import ProbabilisticActor
 
 from gr00t_torchrl.config import Config, ConfigError
 from gr00t_torchrl.distributed import prepare_statistics
-from gr00t_torchrl.envs import find_transform, make_env
-from gr00t_torchrl.modules import GaussianActor, make_actor_critic
+from gr00t_torchrl.envs import find_transform, make_env, vector_env
+from gr00t_torchrl.modules import (
+    GaussianActor,
+    MultiModalEncoder,
+    has_multimodal_groups,
+    make_actor_critic,
+    make_multimodal_actor_critic,
+)
+from gr00t_torchrl.modules.actor_critic import ACTIVATIONS
+from gr00t_torchrl.modules.multimodal import input_groups
 from gr00t_torchrl.ppo_module import PPOModule
 from gr00t_torchrl.seeding import rank_seeds
 from gr00t_torchrl.transforms import RunningObservationNorm
@@ -40,6 +49,7 @@ class Pipeline:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     num_iterations: int
     signature: dict[str, Any]
+    collection_policy: TensorDictModuleBase  # what the collector calls each env step
 
     @property
     def obs_norm(self) -> RunningObservationNorm | None:
@@ -73,17 +83,20 @@ def make_fabric(cfg: Config, loggers: list | None = None) -> L.Fabric:
     )
 
 
-def task_signature(cfg: Config, obs_shape: tuple[int, ...], action_spec: Any) -> dict[str, Any]:
+def task_signature(cfg: Config, env: TransformedEnv) -> dict[str, Any]:
     """What a checkpoint must agree on with the pipeline it is loaded into."""
+    action_spec = env.action_spec
     n = getattr(getattr(action_spec, "space", None), "n", None)
     action = {"kind": "discrete", "n": int(n)} if n is not None else {"kind": "continuous", "dim": int(action_spec.shape[-1])}
     return {
         "task": cfg.task,
         "env_id": cfg.env.id,
-        "obs_shape": list(obs_shape),
+        "obs_shape": list(env.observation_spec["observation"].shape[1:]),
         "action": action,
         "num_envs": cfg.env.num_envs,
         "hidden_sizes": list(cfg.network.hidden_sizes),
+        # every observation group the networks may read, with its shape and dtype
+        "inputs": {key: [list(spec.shape[1:]), str(spec.dtype)] for key, spec in input_groups(env.observation_spec).items()},
     }
 
 
@@ -93,26 +106,54 @@ def build_pipeline(cfg: Config, fabric: L.Fabric) -> Pipeline:
     seed_everything(seeds.torch, verbose=False)
     env = make_env(cfg, seed=seeds.envs, device=fabric.device)
     prepare_statistics(fabric, env)
-    obs_shape = tuple(env.observation_spec["observation"].shape[1:])
-    critic_obs = None
-    if cfg.network.asymmetric_critic and "critic" in env.observation_spec.keys():
-        critic_obs = ("critic", env.observation_spec["critic"].shape[-1])
-    actor, critic = make_actor_critic(
-        obs_shape[0],
-        env.action_spec,
-        cfg.network.hidden_sizes,
-        cfg.network.activation,
-        cfg.network.orthogonal_init,
-        cfg.network.init_log_std,
-        cfg.network.state_dependent_std,
-        critic_obs,
-    )
+    actor, critic, policy = make_networks(cfg, env)
     num_iterations = max(cfg.total_steps // (cfg.frames_per_batch * fabric.world_size), 1)
     module = PPOModule(cfg.ppo, actor, critic, num_iterations, fabric=fabric)
     optimizer, scheduler = module.configure_optimizers()
     fabric_module, optimizer = fabric.setup(module, optimizer)
-    signature = task_signature(cfg, obs_shape, env.action_spec)
-    return Pipeline(cfg, fabric, env, module, fabric_module, optimizer, scheduler, num_iterations, signature)
+    signature = task_signature(cfg, env)
+    return Pipeline(cfg, fabric, env, module, fabric_module, optimizer, scheduler, num_iterations, signature, policy)
+
+
+def make_networks(cfg: Config, env: TransformedEnv) -> tuple[TensorDictModuleBase, TensorDictModuleBase, TensorDictModuleBase]:
+    """The actor, the critic and the collection policy for the env's observations.
+
+    Vector observations get separate actor and critic MLPs (details 13, 26); images or an instruction
+    get the multimodal encoder, shared by the actor's and the critic's heads (detail 21).
+    """
+    net = cfg.network
+    spec = env.observation_spec
+    critic_obs = None
+    if net.asymmetric_critic and "critic" in spec.keys():
+        critic_obs = ("critic", spec["critic"].shape[-1])
+    if has_multimodal_groups(spec):
+        task = vector_env(env)
+        encoder = MultiModalEncoder.from_spec(
+            spec, net.encoder, ACTIVATIONS[net.activation], vocab_sizes=token_vocab_sizes(task),
+            vocabulary=getattr(task, "vocabulary", None),
+        )
+        actor, critic, head = make_multimodal_actor_critic(
+            encoder, env.action_spec, net.hidden_sizes, net.activation, net.orthogonal_init, net.init_log_std,
+            net.state_dependent_std, critic_obs,
+        )
+        policy = TensorDictSequential(encoder, head.sampler()) if isinstance(head, GaussianActor) else actor
+        return actor, critic, policy
+    actor, critic = make_actor_critic(
+        spec["observation"].shape[-1], env.action_spec, net.hidden_sizes, net.activation, net.orthogonal_init,
+        net.init_log_std, net.state_dependent_std, critic_obs,
+    )
+    return actor, critic, collection_policy(actor)
+
+
+def token_vocab_sizes(task: Any) -> dict[str, int]:
+    """Each integer (token id) observation group's number of ids, from the task's own Gymnasium space."""
+    space = getattr(task, "single_observation_space", None)
+    groups = getattr(space, "spaces", {}) or {}
+    return {
+        ("observation" if key == "policy" else key): int(sub.high.max()) + 1
+        for key, sub in groups.items()
+        if hasattr(sub, "high") and not np.issubdtype(sub.dtype, np.floating)
+    }
 
 
 def collection_policy(actor: ProbabilisticActor) -> TensorDictModuleBase:
@@ -124,7 +165,7 @@ def make_collector(pipeline: Pipeline) -> Collector:
     """TorchRL's collector of `frames_per_batch` env steps per batch, with the current policy."""
     return Collector(
         pipeline.env,
-        collection_policy(pipeline.module.actor),
+        pipeline.collection_policy,
         frames_per_batch=pipeline.cfg.frames_per_batch,
         total_frames=-1,
         track_traj_ids=False,

@@ -45,6 +45,7 @@ RESUME_FIXED = (
     "network.activation",
     "network.state_dependent_std",
     "network.asymmetric_critic",
+    "network.encoder",
     "ppo.num_steps",
 )
 

@@ -1,4 +1,4 @@
-"""TensorDict modules: actors, critic and their initialization."""
+"""TensorDict modules: actors, critic, the multimodal encoder and their initialization."""
 
 from gr00t_torchrl.modules.actor_critic import (
     CategoricalActor,
@@ -7,15 +7,20 @@ from gr00t_torchrl.modules.actor_critic import (
     GaussianSampler,
     StateIndependentGaussianHead,
     make_actor_critic,
+    make_multimodal_actor_critic,
 )
 from gr00t_torchrl.modules.init import orthogonal_init_
+from gr00t_torchrl.modules.multimodal import MultiModalEncoder, has_multimodal_groups
 
 __all__ = [
     "CategoricalActor",
     "Critic",
     "GaussianActor",
     "GaussianSampler",
+    "MultiModalEncoder",
     "StateIndependentGaussianHead",
+    "has_multimodal_groups",
     "make_actor_critic",
+    "make_multimodal_actor_critic",
     "orthogonal_init_",
 ]

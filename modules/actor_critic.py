@@ -13,7 +13,7 @@ from torch import nn
 from torchrl.data import TensorSpec
 from torchrl.data.tensor_specs import Categorical as CategoricalSpec
 from torchrl.envs.utils import ExplorationType, exploration_type
-from torchrl.modules import MLP, IndependentNormal, ProbabilisticActor, ValueOperator
+from torchrl.modules import MLP, ActorValueOperator, IndependentNormal, ProbabilisticActor, ValueOperator
 
 from gr00t_torchrl.modules.init import POLICY_OUTPUT_GAIN, VALUE_OUTPUT_GAIN, orthogonal_init_
 
@@ -99,6 +99,7 @@ class GaussianActor(ProbabilisticActor):
         orthogonal_init: bool = True,
         init_log_std: float = 0.0,
         state_dependent_std: bool = False,
+        in_key: str = "observation",
     ) -> None:
         mean_net = make_mlp(obs_dim, action_dim * (2 if state_dependent_std else 1), hidden_sizes, activation)
         if orthogonal_init:
@@ -109,7 +110,7 @@ class GaussianActor(ProbabilisticActor):
             else StateIndependentGaussianHead(mean_net, action_dim, init_log_std)
         )
         super().__init__(
-            TensorOutputModule(head, in_keys=["observation"], out_keys=["loc", "scale"]),
+            TensorOutputModule(head, in_keys=[in_key], out_keys=["loc", "scale"]),
             in_keys=["loc", "scale"],
             out_keys=["action"],
             distribution_class=IndependentNormal,
@@ -176,12 +177,13 @@ class CategoricalActor(ProbabilisticActor):
         hidden_sizes: Sequence[int] = (64, 64),
         activation: str = "tanh",
         orthogonal_init: bool = True,
+        in_key: str = "observation",
     ) -> None:
         logits_net = make_mlp(obs_dim, num_actions, hidden_sizes, activation)
         if orthogonal_init:
             orthogonal_init_(logits_net, POLICY_OUTPUT_GAIN)
         super().__init__(
-            TensorOutputModule(logits_net, in_keys=["observation"], out_keys=["logits"]),
+            TensorOutputModule(logits_net, in_keys=[in_key], out_keys=["logits"]),
             in_keys=["logits"],
             out_keys=["action"],
             distribution_class=torch.distributions.Categorical,
@@ -193,7 +195,9 @@ class Critic(TensorOutputs, ValueOperator):
     """A state-value MLP, separate from the actor (details 13, 26), writing "state_value".
 
     It reads `obs_key`: "observation" like the actor, or an env's privileged "critic" group
-    (asymmetric actor-critic: the critic only shapes training, so it may see what the robot cannot).
+    (asymmetric actor-critic: the critic only shapes training, so it may see what the robot cannot);
+    several keys are concatenated (TorchRL's MLP concatenates its inputs), e.g. the multimodal
+    encoder's features and the privileged group.
     """
 
     def __init__(
@@ -202,12 +206,12 @@ class Critic(TensorOutputs, ValueOperator):
         hidden_sizes: Sequence[int] = (256, 256),
         activation: str = "tanh",
         orthogonal_init: bool = True,
-        obs_key: str = "observation",
+        obs_key: str | Sequence[str] = "observation",
     ) -> None:
         value_net = make_mlp(obs_dim, 1, hidden_sizes, activation)
         if orthogonal_init:
             orthogonal_init_(value_net, VALUE_OUTPUT_GAIN)
-        super().__init__(value_net, in_keys=[obs_key])
+        super().__init__(value_net, in_keys=[obs_key] if isinstance(obs_key, str) else list(obs_key))
 
 
 def make_actor_critic(
@@ -236,3 +240,37 @@ def make_actor_critic(
     critic_key, critic_dim = critic_obs or ("observation", obs_dim)
     critic = Critic(critic_dim, hidden_sizes, activation, orthogonal_init, obs_key=critic_key)
     return actor, critic
+
+
+def make_multimodal_actor_critic(
+    encoder: TensorDictModuleBase,  # a MultiModalEncoder
+    action_spec: TensorSpec,
+    hidden_sizes: Sequence[int],
+    activation: str = "tanh",
+    orthogonal_init: bool = True,
+    init_log_std: float = 0.0,
+    state_dependent_std: bool = False,
+    privileged: tuple[str, int] | None = None,
+) -> tuple[TensorDictModuleBase, TensorDictModuleBase, ProbabilisticActor]:
+    """Actor and critic heads over one shared encoder (detail 21), as TorchRL's ActorValueOperator.
+
+    Returns the actor (encoder + head), the critic (encoder + value head) and the actor's head alone.
+
+    The actor is the encoder followed by a Gaussian or categorical head reading "features"; the
+    critic the same encoder followed by a value head reading "features" (and, with `privileged` =
+    (key, dim), the env's privileged group too). Their encoder is one module, trained by both losses.
+    """
+    width = encoder.out_features
+    if isinstance(action_spec, CategoricalSpec):
+        head: ProbabilisticActor = CategoricalActor(
+            width, action_spec.space.n, hidden_sizes, activation, orthogonal_init, in_key="features"
+        )
+    else:
+        head = GaussianActor(width, action_spec.shape[-1], hidden_sizes, activation, orthogonal_init, init_log_std,
+                             state_dependent_std, in_key="features")
+    keys, dim = ["features"], width
+    if privileged is not None:
+        keys, dim = ["features", privileged[0]], width + privileged[1]
+    value_head = Critic(dim, hidden_sizes, activation, orthogonal_init, obs_key=keys)
+    both = ActorValueOperator(encoder, head, value_head)
+    return both.get_policy_operator(), both.get_value_operator(), head

@@ -157,13 +157,21 @@ def test_help_lists_every_setting_with_type_default_and_help():
     proc = subprocess.run([sys.executable, str(RECIPE), "--help"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    for section, prefix in ((Config, ""), (Config().env, "env."), (Config().network, "network."), (Config().ppo, "ppo.")):
+
+    def check(section: object, prefix: str) -> int:
+        count = 0
         for f in dataclasses.fields(section):
-            if dataclasses.is_dataclass(f.type) or f.name in ("env", "network", "ppo"):
+            value = getattr(section, f.name)
+            if dataclasses.is_dataclass(value):
+                count += check(value, f"{prefix}{f.name}.")
                 continue
             line = next((line for line in lines if line.split()[:1] == [prefix + f.name]), None)
             assert line is not None, prefix + f.name
-            assert f"default {getattr(section, f.name)}" in line and f.metadata["help"] in line
+            assert f"default {value}" in line and f.metadata["help"] in line
+            count += 1
+        return count
+
+    assert check(Config(), "") > 40
     assert any("detail 7" in line for line in lines)
 
 

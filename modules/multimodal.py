@@ -1,0 +1,231 @@
+"""The multimodal encoder: camera images, proprioception and a language instruction, fused.
+
+GR00T-style policies act on what the robot sees, what it feels and what it is told. The encoder
+reads each observation group the task provides, through a branch chosen from the group's spec:
+
+- an image group ([C, H, W], uint8 or float): a CNN (Nature-CNN-sized by default) over pixels scaled
+  to [0, 1] on the networks' device (detail 22), so rollouts store uint8;
+- the proprioception vector ("observation"): an MLP;
+- an instruction (integer token ids, 0 = padding): learned token embeddings, mean-pooled over the
+  words (`torch.nn.EmbeddingBag`), or a frozen model2vec model's word vectors loaded from local disk.
+
+Fusion is concatenation followed by an MLP; with `fusion="film"` the instruction also scales and
+shifts each image feature (FiLM), which lets a word select what to look for. The encoder writes one
+"features" entry that the actor's and the critic's heads both read: they share it (detail 21).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from tensordict.nn import TensorDictModule
+from torch import nn
+from torchrl.data import Composite, TensorSpec
+from torchrl.modules import MLP, ConvNet
+
+from gr00t_torchrl.config import ConfigError
+from gr00t_torchrl.modules.init import HIDDEN_GAIN, orthogonal_init_
+
+PROPRIO_KEY = "observation"
+FEATURES_KEY = "features"
+PRIVILEGED_KEY = "critic"  # read by the critic's head only (asymmetric actor-critic)
+# observation entries that are not the task's: the running episode statistics of the env's transforms
+NOT_INPUTS = ("episode_return", "episode_length")
+
+
+def input_groups(observation_spec: Composite) -> dict[str, TensorSpec]:
+    """The task's observation groups, without the entries the env's transforms add."""
+    return {str(key): spec for key, spec in observation_spec.items() if key not in NOT_INPUTS}
+
+
+def is_image_spec(spec: TensorSpec) -> bool:
+    return len(spec.shape) == 4  # [num_envs, C, H, W]
+
+
+def is_token_spec(spec: TensorSpec) -> bool:
+    return len(spec.shape) == 2 and not spec.dtype.is_floating_point
+
+
+def has_multimodal_groups(observation_spec: Composite) -> bool:
+    """Whether a task's observations hold an image or an instruction (and so need this encoder)."""
+    return any(is_image_spec(spec) or is_token_spec(spec) for spec in input_groups(observation_spec).values())
+
+
+class ImageEncoder(nn.Module):
+    """Pixels -> features: scale to [0, 1] (detail 22), TorchRL's ConvNet, a linear layer, ReLU."""
+
+    def __init__(
+        self, image_shape: Sequence[int], channels: Sequence[int], kernels: Sequence[int], strides: Sequence[int],
+        out_features: int,
+    ) -> None:
+        super().__init__()
+        self.conv = ConvNet(
+            in_features=image_shape[0], num_cells=list(channels), kernel_sizes=list(kernels), strides=list(strides),
+            activation_class=nn.ReLU,
+        )
+        with torch.no_grad():
+            flat = self.conv(torch.zeros(1, *image_shape)).shape[-1]
+        self.project = nn.Sequential(nn.Linear(flat, out_features), nn.ReLU())
+        self.out_features = out_features
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        # uint8 in storage, floats in [0, 1] only here, on the networks' device
+        pixels = image.float() / 255.0 if not image.dtype.is_floating_point else image
+        return self.project(self.conv(pixels))
+
+
+class LearnedInstructionEncoder(nn.Module):
+    """Token ids -> the mean of learned word embeddings (padding, id 0, is left out of the mean)."""
+
+    def __init__(self, vocab_size: int, dim: int) -> None:
+        super().__init__()
+        self.embedding = nn.EmbeddingBag(vocab_size, dim, mode="mean", padding_idx=0)
+        self.vocab_size = vocab_size
+        self.out_features = dim
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.embedding(tokens.long().reshape(-1, tokens.shape[-1])).reshape(*tokens.shape[:-1], -1)
+
+
+class FrozenInstructionEncoder(LearnedInstructionEncoder):
+    """A pretrained model2vec model's word vectors for the task's vocabulary, frozen.
+
+    model2vec embeds a sentence as the mean of static token vectors, so looking the vectors up once
+    for each word of the task's vocabulary and mean-pooling them at run time computes the same kind of
+    embedding without the model (or any string) on the hot path.
+    """
+
+    def __init__(self, vocabulary: Sequence[str], model_path: str) -> None:
+        path = Path(model_path)
+        if not path.is_dir():
+            raise ConfigError(
+                f"network.encoder.text_model_path={model_path} is not a directory: put a model2vec model there "
+                "(e.g. on a machine with internet: `python -c \"from model2vec import StaticModel; "
+                "StaticModel.from_pretrained('minishlab/potion-base-8M').save_pretrained('<dir>')\"`, then copy <dir>), "
+                "or use network.encoder.language=learned."
+            )
+        try:
+            from model2vec import StaticModel
+        except ImportError:
+            raise ConfigError(
+                "network.encoder.language=model2vec needs the model2vec package: pip install -e '.[language]'."
+            ) from None
+        model = StaticModel.from_pretrained(str(path))
+        vectors = torch.as_tensor(model.encode([word or " " for word in vocabulary]), dtype=torch.float32)
+        super().__init__(len(vocabulary), vectors.shape[-1])
+        with torch.no_grad():
+            self.embedding.weight.copy_(vectors)
+            self.embedding.weight[0].zero_()
+        self.embedding.weight.requires_grad_(False)
+
+
+class FiLM(nn.Module):
+    """Feature-wise linear modulation: features * (1 + gamma(condition)) + beta(condition)."""
+
+    def __init__(self, condition_dim: int, features: int) -> None:
+        super().__init__()
+        self.to_scale_shift = nn.Linear(condition_dim, 2 * features)
+        nn.init.zeros_(self.to_scale_shift.weight)  # starts as the identity
+        nn.init.zeros_(self.to_scale_shift.bias)
+
+    def forward(self, features: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.to_scale_shift(condition).chunk(2, dim=-1)
+        return features * (1 + gamma) + beta
+
+
+class MultiModalNet(nn.Module):
+    """The encoder's network: one branch per input, in the order of `kinds` ("image", "proprio", "tokens")."""
+
+    def __init__(self, branches: Sequence[nn.Module], kinds: Sequence[str], fused_sizes: Sequence[int], fusion: str,
+                 activation: type[nn.Module]) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(branches)
+        self.kinds = list(kinds)
+        width = sum(branch.out_features for branch in branches)
+        self.film = None
+        if fusion == "film":
+            if "tokens" not in kinds or "image" not in kinds:
+                raise ConfigError("network.encoder.fusion=film needs a task with both an image and an instruction.")
+            condition = branches[kinds.index("tokens")].out_features
+            self.film = nn.ModuleList(
+                [FiLM(condition, b.out_features) for b, kind in zip(branches, kinds) if kind == "image"]
+            )
+        self.fuse = MLP(in_features=width, out_features=fused_sizes[-1], num_cells=list(fused_sizes[:-1]),
+                        activation_class=activation, activate_last_layer=True)
+        self.out_features = fused_sizes[-1]
+        orthogonal_init_(self.fuse, HIDDEN_GAIN)
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        parts = [branch(x) for branch, x in zip(self.branches, inputs)]
+        if self.film is not None:
+            condition = parts[self.kinds.index("tokens")]
+            images = iter(self.film)
+            parts = [next(images)(part, condition) if kind == "image" else part for part, kind in zip(parts, self.kinds)]
+        return self.fuse(torch.cat(parts, dim=-1))
+
+
+class MultiModalEncoder(TensorDictModule):
+    """A TensorDict module: the task's image, proprioception and instruction entries -> "features"."""
+
+    @classmethod
+    def from_spec(
+        cls,
+        observation_spec: Composite,
+        cfg: object,
+        activation: type[nn.Module] = nn.Tanh,
+        vocab_sizes: dict[str, int] | None = None,
+        vocabulary: Sequence[str] | None = None,
+    ) -> "MultiModalEncoder":
+        """Branches chosen from the observation spec; `cfg` is the config's `network.encoder` section.
+
+        `vocab_sizes` gives each instruction group's number of token ids (the env's own space says it;
+        TorchRL's specs may not keep the bound); `vocabulary` lists the words, for a pretrained model.
+        """
+        branches: list[nn.Module] = []
+        kinds: list[str] = []
+        in_keys: list[str] = []
+        for key, spec in sorted(input_groups(observation_spec).items()):
+            if key == PRIVILEGED_KEY:
+                continue
+            if is_image_spec(spec):
+                branches.append(ImageEncoder(spec.shape[1:], cfg.cnn_channels, cfg.cnn_kernels, cfg.cnn_strides,
+                                             cfg.image_features))
+                kinds.append("image")
+            elif is_token_spec(spec):
+                vocab_size = (vocab_sizes or {}).get(str(key))
+                if vocab_size is None:
+                    raise ConfigError(f"The instruction group '{key}' has no known vocabulary size.")
+                if cfg.language == "model2vec":
+                    if vocabulary is None:
+                        raise ConfigError("network.encoder.language=model2vec needs a task that lists its vocabulary.")
+                    branches.append(FrozenInstructionEncoder(vocabulary, cfg.text_model_path))
+                else:
+                    branches.append(LearnedInstructionEncoder(vocab_size, cfg.token_dim))
+                kinds.append("tokens")
+            elif key == PROPRIO_KEY:
+                mlp = MLP(in_features=spec.shape[-1], out_features=(cfg.proprio_sizes or [spec.shape[-1]])[-1],
+                          num_cells=list(cfg.proprio_sizes[:-1]), activation_class=activation,
+                          activate_last_layer=True)
+                orthogonal_init_(mlp, HIDDEN_GAIN)
+                mlp.out_features = (cfg.proprio_sizes or [spec.shape[-1]])[-1]
+                branches.append(mlp if cfg.proprio_sizes else _Identity(spec.shape[-1]))
+                kinds.append("proprio")
+            else:
+                continue
+            in_keys.append(key)
+        net = MultiModalNet(branches, kinds, cfg.fused_sizes, cfg.fusion, activation)
+        encoder = cls(net, in_keys=in_keys, out_keys=[FEATURES_KEY])
+        encoder.kinds = dict(zip(in_keys, kinds))
+        return encoder
+
+    @property
+    def out_features(self) -> int:
+        return self.module.out_features
+
+
+class _Identity(nn.Identity):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.out_features = width
