@@ -15,8 +15,9 @@ USAGE = """usage:
   gr00t-ppo train [key=value ...]        train (same as python recipes/ppo_gr00t.py)
   gr00t-ppo train --help                 every setting: section, type, default, help
   gr00t-ppo config [key=value ...]       print a task's fully resolved config, without training
-  gr00t-ppo eval run_dir=<dir> [episodes=N]
+  gr00t-ppo eval run_dir=<dir> [episodes=N] [blank=image|language|proprio]
                                          evaluate a run's last checkpoint, write eval.json
+                                         (with blank=: that input zeroed, eval_blank-<input>.json)
   gr00t-ppo verify [key=value ...] [--json]
   gr00t-ppo verify run_dir=<dir> [--json]
                                          audit the 37 PPO details on the live pipeline
@@ -123,20 +124,27 @@ def eval_main(argv: list[str]) -> int:
 
     try:
         args = parse_overrides(argv)
-        unknown = sorted(set(args) - {"run_dir", "episodes"})
+        unknown = sorted(set(args) - {"run_dir", "episodes", "blank"})
         if unknown:
-            raise ConfigError(f"Unknown setting '{unknown[0]}' for eval; it takes run_dir=<dir> and episodes=N.")
+            raise ConfigError(
+                f"Unknown setting '{unknown[0]}' for eval; it takes run_dir=<dir>, episodes=N and blank=image|language|proprio."
+            )
         if "run_dir" not in args:
             raise ConfigError("eval needs run_dir=<a run directory>.")
         episodes = validated(args["episodes"], int, "episodes", ge=1) if "episodes" in args else None
-        from gr00t_torchrl.evaluate import evaluate_run
+        from gr00t_torchrl.evaluate import BLANKABLE, evaluate_run
 
-        result = evaluate_run(Path(str(args["run_dir"])), episodes)
+        blank = args.get("blank")
+        if blank is not None and blank not in BLANKABLE:
+            raise ConfigError(f"The setting 'blank' must be one of {', '.join(BLANKABLE)}; got '{blank}'.")
+        result = evaluate_run(Path(str(args["run_dir"])), episodes, blank)
     except (ConfigError, CheckpointError) as err:
         return _fail(str(err))
+    success = f", success rate {result['success_rate']:.2f}" if "success_rate" in result else ""
+    blanked = f" with {result['blank']} blanked" if "blank" in result else ""
     print(
-        f"eval: {result['eval_return_mean']:.1f} +- {result['eval_return_std']:.1f} over "
-        f"{result['episodes']} episodes at {result['env_steps']} env steps; written to {result['eval_path']}"
+        f"eval{blanked}: {result['eval_return_mean']:.1f} +- {result['eval_return_std']:.1f} over "
+        f"{result['episodes']} episodes at {result['env_steps']} env steps{success}; written to {result['eval_path']}"
     )
     return 0
 

@@ -13,15 +13,33 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl.modules import ProbabilisticActor
 
 from gr00t_torchrl import checkpoint as ckpt
-from gr00t_torchrl.config import Config
+from gr00t_torchrl.config import Config, ConfigError
 from gr00t_torchrl.durable import write_text_atomic
 from gr00t_torchrl.envs import find_transform, make_env, vector_env
+from gr00t_torchrl.modules.multimodal import PRIVILEGED_KEY, PROPRIO_KEY, input_groups, is_image_spec, is_token_spec
 from gr00t_torchrl.pipeline import Pipeline, build_pipeline
 from gr00t_torchrl.seeding import evaluation_seed
 from gr00t_torchrl.tasks import read_for_inspection
 from gr00t_torchrl.transforms import RunningObservationNorm
 
 MAX_EVAL_STEPS = 100_000
+BLANKABLE = ("image", "language", "proprio")  # the policy inputs `blank=` can replace by zeros
+
+
+def blanked_keys(observation_spec: Any, blank: str | None) -> list[str]:
+    """The observation entries that `blank` names: every image group, every instruction, or the proprioception."""
+    if blank is None:
+        return []
+    groups = {key: spec for key, spec in input_groups(observation_spec).items() if key != PRIVILEGED_KEY}
+    if blank == "image":
+        keys = [key for key, spec in groups.items() if is_image_spec(spec)]
+    elif blank == "language":
+        keys = [key for key, spec in groups.items() if is_token_spec(spec)]
+    else:
+        keys = [PROPRIO_KEY] if PROPRIO_KEY in groups else []
+    if not keys:
+        raise ConfigError(f"blank={blank}: this task's policy has no {blank} input to blank.")
+    return keys
 
 
 @torch.no_grad()
@@ -31,14 +49,18 @@ def evaluate(
     obs_norm_state: dict[str, Any] | None,
     episodes: int,
     device: str | torch.device = "cpu",
+    blank: str | None = None,
 ) -> dict[str, float]:
     """One episode in each of `episodes` envs on the run's evaluation seed stream; raw (unscaled) returns.
 
     Tasks that define success (the built-in tasks report a per-env `extras["success"]` on the step
     an episode ends) also get the fraction of episodes that succeeded. `device` is the actor's; an
-    Isaac-API env runs there too, a Gymnasium env on the CPU.
+    Isaac-API env runs there too, a Gymnasium env on the CPU. `blank` ("image", "language",
+    "proprio") replaces that input of the policy by zeros at every step: how much the score falls
+    shows how much the policy reads it.
     """
     env = make_env(cfg, seed=evaluation_seed(cfg.seed), num_envs=episodes, train=False, device=device)
+    zeroed = blanked_keys(env.observation_spec, blank)
     task = vector_env(env)
     has_success = getattr(task, "defines_success", False)
     norm = find_transform(env, RunningObservationNorm)
@@ -51,6 +73,8 @@ def evaluate(
     td: TensorDictBase = env.reset()
     with set_exploration_type(ExplorationType.DETERMINISTIC):
         for _ in range(MAX_EVAL_STEPS):
+            for key in zeroed:
+                td.set(key, torch.zeros_like(td.get(key)))
             # a Gymnasium env steps on the CPU while the actor may sit on a GPU; stepping as the
             # collector does, so an auto-resetting env (Isaac Lab API) is never asked to reset
             step, td = env.step_and_maybe_reset(actor(td.to(device)).to(env.device))
@@ -71,29 +95,32 @@ def evaluate(
     }
     if has_success:
         result["success_rate"] = float(successes.float().mean())
+    if blank is not None:
+        result["blank"] = blank
     return result
 
 
-def evaluate_pipeline(pipeline: Pipeline, episodes: int) -> dict[str, float]:
+def evaluate_pipeline(pipeline: Pipeline, episodes: int, blank: str | None = None) -> dict[str, float]:
     """Evaluates a pipeline's actor with its current observation statistics."""
     norm = pipeline.obs_norm
     state = norm.state_dict() if norm is not None else None
-    return evaluate(pipeline.cfg, pipeline.module.actor, state, episodes, pipeline.fabric.device)
+    return evaluate(pipeline.cfg, pipeline.module.actor, state, episodes, pipeline.fabric.device, blank)
 
 
 def write_eval(run_dir: Path, env_steps: int, result: dict[str, float]) -> Path:
-    path = run_dir / "eval.json"
+    """eval.json; an evaluation with a blanked input goes to eval_blank-<input>.json beside it."""
+    path = run_dir / ("eval.json" if "blank" not in result else f"eval_blank-{result['blank']}.json")
     write_text_atomic(path, json.dumps({"env_steps": env_steps, **result}, indent=2) + "\n")
     return path
 
 
-def evaluate_run(run_dir: Path, episodes: int | None = None) -> dict[str, Any]:
+def evaluate_run(run_dir: Path, episodes: int | None = None, blank: str | None = None) -> dict[str, Any]:
     """Evaluates the last checkpoint of `run_dir` in one CPU process and writes its eval.json."""
     cfg = read_for_inspection(run_dir)
     path = run_dir / "checkpoints" / "last.ckpt"
     saved = ckpt.load(path)
     pipeline = build_pipeline(cfg, L.Fabric(accelerator="cpu", devices=1))
     ckpt.load_for_inspection(pipeline, saved, path)
-    scores = evaluate_pipeline(pipeline, episodes if episodes is not None else max(cfg.eval_episodes, 1))
+    scores = evaluate_pipeline(pipeline, episodes if episodes is not None else max(cfg.eval_episodes, 1), blank)
     written = write_eval(run_dir, saved["env_steps"], scores)
     return {"env_steps": saved["env_steps"], **scores, "eval_path": str(written)}

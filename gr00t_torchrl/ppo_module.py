@@ -148,7 +148,7 @@ class PPOModule(L.LightningModule):
         """
         keys = list(self.critic.in_keys)
         now = batch.select(*keys)
-        after = batch.get("next").select(*keys).apply(_lost_replaced_by, now)
+        after = lost_rows_replaced(batch.get("next").select(*keys), now)
         value_key = self.advantage_module.tensor_keys.value
         values = self.critic(torch.cat([now, after], 0)).get(value_key)
         batch.set(value_key, values[: batch.shape[0]])
@@ -306,9 +306,23 @@ class PPOModule(L.LightningModule):
         return approx_kl
 
 
-def _lost_replaced_by(next_obs: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
-    """`next_obs` with its NaN entries (lost final observations) taken from `obs`."""
-    return torch.where(torch.isnan(next_obs), obs, next_obs)
+def lost_rows_replaced(after: TensorDictBase, now: TensorDictBase) -> TensorDictBase:
+    """`after` (next observations) with every row whose final observation was lost taken from `now`.
+
+    A lost row is marked NaN in the float groups; integer groups (images, token ids) cannot hold NaN
+    and read zeros there, so the whole row is replaced, every group together, from its float groups' mark.
+    """
+    batch_dims = after.batch_dims
+    lost = torch.zeros(after.batch_size, dtype=torch.bool, device=after.device)
+    for value in after.values(include_nested=True, leaves_only=True):
+        if value.is_floating_point():
+            lost |= torch.isnan(value).reshape(*after.batch_size, -1).any(-1)
+
+    def replaced(next_value: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        mask = lost.reshape(*lost.shape, *([1] * (next_value.dim() - batch_dims)))
+        return torch.where(mask, value, next_value)
+
+    return after.apply(replaced, now)
 
 
 def explained_variance(batch: TensorDictBase) -> float:

@@ -107,7 +107,47 @@ def test_a_whole_audit_of_each_action_space_has_no_failure():
         statuses = {f.number: f.status for f in findings}
         if task == "cartpole":
             assert all(statuses[n] == NA for n in (23, 24, 25, 27))
-        assert all(statuses[n] == "missing" for n in (*range(14, 23), *range(32, 38)))
+        assert all(statuses[n] == "missing" for n in (*range(14, 20), *range(32, 38)))
+        assert all(statuses[n] == NA for n in (20, 21, 22))  # no images: the pixel details do not apply
+
+
+# a small multimodal pipeline: images, proprioception and an instruction
+MULTIMODAL = ("task=Gr00t-Reach-Language-v0", "ppo.num_steps=16", "ppo.num_minibatches=2", "ppo.num_epochs=1",
+              "env.num_envs=4", "network.encoder.cnn_channels=8,8", "network.encoder.image_features=32",
+              "network.encoder.fused_sizes=32", "network.hidden_sizes=16")
+
+
+def scaling_skipped(monkeypatch) -> None:
+    from gr00t_torchrl.modules.multimodal import ImageEncoder
+
+    monkeypatch.setattr(ImageEncoder, "forward", lambda self, image: self.project(self.conv(image.float())))
+
+
+def critic_with_its_own_trunk(a) -> None:
+    import copy
+
+    critic = a.pipeline.module.critic
+    critic.module[0] = copy.deepcopy(critic.module[0])
+
+
+@pytest.mark.parametrize(("number", "breaker"), [
+    (21, lambda a, mp: critic_with_its_own_trunk(a)),
+    (22, lambda a, mp: scaling_skipped(mp)),
+    (13, lambda a, mp: critic_with_its_own_trunk(a)),
+])
+def test_the_image_details_on_a_multimodal_task_and_what_breaks_them(number, breaker, monkeypatch):
+    healthy = Audit(tiny_config(*MULTIMODAL)).run([number])[0]
+    assert healthy.status == OK, healthy.evidence
+    broken_audit = Audit(tiny_config(*MULTIMODAL))
+    breaker(broken_audit, monkeypatch)
+    broken = broken_audit.run([number])[0]
+    assert broken.status == WRONG, broken.evidence
+
+
+def test_a_whole_audit_of_the_multimodal_task_has_no_failure():
+    findings = {f.number: f for f in Audit(tiny_config(*MULTIMODAL)).run()}
+    assert not [f for f in findings.values() if f.failed]
+    assert {n: findings[n].status for n in (20, 21, 22)} == {20: OFF, 21: OK, 22: OK}
 
 
 def test_details_switched_off_by_config_say_so():

@@ -13,7 +13,8 @@ from torchrl.data.tensor_specs import Categorical as CategoricalSpec
 
 from gr00t_torchrl import checkpoint as ckpt
 from gr00t_torchrl.config import Config
-from gr00t_torchrl.modules.actor_critic import StateIndependentGaussianHead
+from gr00t_torchrl.modules.actor_critic import Critic, StateIndependentGaussianHead
+from gr00t_torchrl.modules.multimodal import MultiModalEncoder
 from gr00t_torchrl.pipeline import Pipeline, build_pipeline, make_collector
 from gr00t_torchrl.verify.registry import CHECKS, Finding
 
@@ -25,7 +26,7 @@ class Audit:
         self.cfg = cfg
         self.pipeline: Pipeline = build_pipeline(cfg, L.Fabric(accelerator="cpu", devices=1))
         # detail 2 is measured on weights as initialised: for a trained run, a fresh build of its config
-        self.initial_nets = (self.pipeline.module.actor, self.pipeline.module.critic)
+        self.initial_nets = (self.actor_head, self.critic_head)
         head = gaussian_head(self)
         self.initial_log_std = None if head is None else head.log_std.detach().clone()
         self.trained = checkpoint is not None
@@ -35,6 +36,35 @@ class Audit:
         self._raw_batch: TensorDictBase | None = None
         self._batch: TensorDictBase | None = None
         self._update: dict[str, Any] | None = None
+
+    # ---------------------------------------------------------------- the networks' parts
+    @property
+    def encoder(self) -> MultiModalEncoder | None:
+        """The multimodal encoder the actor and critic share, where the task has images or words."""
+        return next((m for m in self.pipeline.module.actor.modules() if isinstance(m, MultiModalEncoder)), None)
+
+    @property
+    def actor_head(self) -> torch.nn.Module:
+        """The actor itself (vector observations), or its head over the shared encoder's features."""
+        actor = self.pipeline.module.actor
+        if self.encoder is None:
+            return actor
+        # TorchRL's ActorValueOperator flattens encoder + head into one sequence: the head is the rest
+        return torch.nn.ModuleList([m for m in actor.module if not isinstance(m, MultiModalEncoder)])
+
+    @property
+    def critic_head(self) -> torch.nn.Module:
+        critic = self.pipeline.module.critic
+        return next((m for m in critic.modules() if isinstance(m, Critic)), critic)
+
+    def actor_params(self) -> list[torch.nn.Parameter]:
+        return list(self.pipeline.module.actor.parameters())
+
+    def policy_inputs(self, rows: int) -> TensorDictBase:
+        """The actor's inputs of `rows` different steps of the real batch."""
+        flat = self.batch.reshape(-1)
+        index = torch.linspace(0, flat.shape[0] - 1, rows).long()
+        return flat[index].select(*self.pipeline.module.actor.in_keys).clone()
 
     # ---------------------------------------------------------------- measured lazily
     @property

@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 import torch
-from tensordict import TensorDict
+from tensordict import TensorDict, TensorDictBase
 from torch import nn
 
 from gr00t_torchrl.envs import find_transform, vector_env
@@ -26,17 +26,18 @@ def _no_transform(enabled: bool, name: str) -> tuple[str, str]:
     return (WRONG if enabled else OFF), f"no {name} transform in the env"
 
 
-def _dist(audit: Audit, observation: torch.Tensor) -> torch.distributions.Distribution:
-    td = TensorDict({"observation": observation}, batch_size=observation.shape[:1])
+def _dist(audit: Audit, inputs: torch.Tensor | TensorDictBase) -> torch.distributions.Distribution:
+    """The policy's distribution for observation vectors, or for a TensorDict of all its inputs."""
+    td = inputs if isinstance(inputs, TensorDictBase) else TensorDict({"observation": inputs}, batch_size=inputs.shape[:1])
     with torch.no_grad():
-        return audit.pipeline.module.actor.get_dist(td)
+        return audit.pipeline.module.actor.get_dist(td.clone())
 
 
 @detail(23, "actions from a Normal distribution")
 def check_normal(audit: Audit) -> tuple[str, str]:
     if not audit.continuous:
         return NA, "discrete actions: categorical policy"
-    dist = _dist(audit, audit.batch.get("observation").reshape(-1, audit.batch.get("observation").shape[-1])[:8])
+    dist = _dist(audit, audit.policy_inputs(8))
     base = dist.base_dist if isinstance(dist, torch.distributions.Independent) else dist
     evidence = f"policy distribution {type(dist).__name__} over {type(base).__name__}"
     return (OK if type(base) is torch.distributions.Normal else WRONG), evidence
@@ -50,8 +51,11 @@ def check_log_std(audit: Audit) -> tuple[str, str]:
         return OFF, "network.state_dependent_std=true: the std is a network output"
     head = gaussian_head(audit)
     action_dim = audit.pipeline.env.action_spec.shape[-1]
-    obs_dim = audit.batch.get("observation").shape[-1]
-    probe = torch.cat([torch.zeros(1, obs_dim), torch.full((1, obs_dim), 5.0), torch.randn(6, obs_dim)])
+    if audit.encoder is None:
+        obs_dim = audit.batch.get("observation").shape[-1]
+        probe = torch.cat([torch.zeros(1, obs_dim), torch.full((1, obs_dim), 5.0), torch.randn(6, obs_dim)])
+    else:  # images and words: 8 different steps of the real batch
+        probe = audit.policy_inputs(8)
     scale = _dist(audit, probe).base_dist.scale
     independent = bool(torch.allclose(scale, scale[:1].expand_as(scale)))
     if head is None:
@@ -73,7 +77,7 @@ def check_summed_log_probs(audit: Audit) -> tuple[str, str]:
     if not audit.continuous:
         return NA, "discrete actions"
     flat = audit.batch.reshape(-1)[:64]
-    dist = _dist(audit, flat.get("observation"))
+    dist = _dist(audit, flat.select(*audit.pipeline.module.actor.in_keys))
     action = flat.get("action")
     joint = dist.log_prob(action)
     base = dist.base_dist if isinstance(dist, torch.distributions.Independent) else dist
@@ -95,7 +99,8 @@ def check_mlps(audit: Audit) -> tuple[str, str]:
     hidden, activation = list(audit.cfg.network.hidden_sizes), audit.cfg.network.activation
     expected_activation = {"tanh": "Tanh", "relu": "ReLU", "elu": "ELU"}[activation]
     described, ok = [], True
-    for label, net in (("actor", audit.pipeline.module.actor), ("critic", audit.pipeline.module.critic)):
+    # over a shared multimodal encoder, the heads are the separate MLPs
+    for label, net in (("actor", audit.actor_head), ("critic", audit.critic_head)):
         sizes, activations = _describe(net)
         described.append(f"{label} {'x'.join(map(str, sizes))} {'/'.join(sorted(activations))}")
         ok &= sizes[1:-1] == hidden and activations == {expected_activation}

@@ -109,10 +109,16 @@ def check_gae(audit: Audit) -> tuple[str, str]:
     reference_batch = batch.clone()
     lost = 0
     for key in critic.in_keys:
+        lost = max(lost, int(torch.isnan(reference_batch.get(("next", key)).float()).flatten(2).any(-1).sum()))
+    for key in critic.in_keys:  # a lost row: every group of the step's own observation, together
         next_obs = reference_batch.get(("next", key))
-        missing = torch.isnan(next_obs).any(-1, keepdim=True)
-        lost = max(lost, int(missing.sum()))
-        reference_batch.set(("next", key), torch.where(missing, reference_batch.get(key), next_obs))
+        missing = torch.zeros(batch.shape, dtype=torch.bool)
+        for other in critic.in_keys:
+            value = reference_batch.get(("next", other))
+            if value.is_floating_point():
+                missing |= torch.isnan(value).flatten(2).any(-1)
+        mask = missing.reshape(*missing.shape, *([1] * (next_obs.dim() - 2)))
+        reference_batch.set(("next", key), torch.where(mask, reference_batch.get(key), next_obs))
     reference = _reference_gae(reference_batch, critic, audit.cfg.ppo.gamma, audit.cfg.ppo.lmbda)
     audit.pipeline.module.estimate_advantages(batch)
     error = float((batch.get("advantage").squeeze(-1) - reference).abs().max())
@@ -247,10 +253,15 @@ def check_debug_variables(audit: Audit) -> tuple[str, str]:
     return OK, evidence
 
 
-@detail(13, "separate policy and value networks (vector observations)")
+@detail(13, "separate policy and value networks (vector observations); shared encoder for images")
 def check_separate_networks(audit: Audit) -> tuple[str, str]:
     actor = {id(q) for q in audit.pipeline.module.actor.parameters()}
     critic = {id(q) for q in audit.pipeline.module.critic.parameters()}
-    shared = len(actor & critic)
-    evidence = f"{len(actor)} actor and {len(critic)} critic parameter tensors, {shared} shared"
-    return (OK if shared == 0 else WRONG), evidence
+    shared = actor & critic
+    evidence = f"{len(actor)} actor and {len(critic)} critic parameter tensors, {len(shared)} shared"
+    if audit.encoder is None:
+        return (OK if not shared else WRONG), evidence
+    encoder = {id(q) for q in audit.encoder.parameters()}
+    heads_apart = not ({id(q) for q in audit.actor_head.parameters()} & {id(q) for q in audit.critic_head.parameters()})
+    evidence += f": the {len(encoder)} of the multimodal encoder (all of them: {shared == encoder}); heads apart: {heads_apart}"
+    return (OK if shared == encoder and heads_apart else WRONG), evidence
