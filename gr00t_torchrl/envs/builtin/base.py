@@ -60,6 +60,7 @@ class BatchedTask(gym.vector.VectorEnv):
         groups = {"policy": self._box(self.policy_dim)}
         if self.critic_dim is not None:
             groups["critic"] = self._box(self.critic_dim)
+        groups.update(self._extra_observation_spaces())
         self.single_observation_space = gym.spaces.Dict(groups)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
         self.single_action_space = gym.spaces.Box(-1.0, 1.0, (self.action_dim,))
@@ -76,6 +77,11 @@ class BatchedTask(gym.vector.VectorEnv):
     @staticmethod
     def _box(dim: int) -> gym.spaces.Box:
         return gym.spaces.Box(-math.inf, math.inf, (dim,))
+
+    def _extra_observation_spaces(self) -> dict[str, gym.Space]:
+        """Observation groups besides `policy` and `critic` (e.g. camera images, token ids), each with its own
+        single-env space (shape and dtype); TorchRL's wrapper builds its specs from these."""
+        return {}
 
     # ------------------------------------------------------------------ the Isaac Lab API
 
