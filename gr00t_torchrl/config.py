@@ -58,6 +58,7 @@ class EncoderConfig:
     cnn_kernels: list[int] = _field([8, 4, 3], "kernel size of each conv layer (Nature-CNN: 8,4,3)")
     cnn_strides: list[int] = _field([4, 2, 1], "stride of each conv layer (Nature-CNN: 4,2,1)")
     image_features: int = _field(512, "width of the linear layer after the conv layers (Nature-CNN: 512)", ge=1)
+    coordinates: bool = _field(False, "add each pixel's x, y as two more image channels (CoordConv): where things are is easier to read")
     proprio_sizes: list[int] = _field([64], "hidden widths of the MLP over the proprioception vector")
     language: Literal["learned", "model2vec"] = _field(
         "learned", "instruction branch: learned token embeddings mean-pooled, or a frozen model2vec model from disk"
@@ -65,7 +66,7 @@ class EncoderConfig:
     text_model_path: str | None = _field(None, "local directory of the model2vec model (language=model2vec); never downloaded")
     token_dim: int = _field(32, "width of the learned token embeddings", ge=1)
     fusion: Literal["concat", "film"] = _field(
-        "concat", "concat: branches concatenated, then an MLP; film: the instruction also scales and shifts the image features"
+        "concat", "concat: branches concatenated, then an MLP; film: the instruction also scales and shifts each conv feature map"
     )
     fused_sizes: list[int] = _field([256], "hidden widths of the MLP after fusion; its output feeds the actor and critic heads")
 

@@ -54,26 +54,48 @@ def has_multimodal_groups(observation_spec: Composite) -> bool:
 
 
 class ImageEncoder(nn.Module):
-    """Pixels -> features: scale to [0, 1] (detail 22), TorchRL's ConvNet, a linear layer, ReLU."""
+    """Pixels -> features: scale to [0, 1] (detail 22), TorchRL's ConvNet, a linear layer, ReLU.
+
+    With `condition_dim`, an instruction's embedding scales and shifts each channel of the last
+    conv layer's feature maps (FiLM) before they are flattened, so that a word can select which
+    feature maps, e.g. which colour, the rest of the network sees. With `coordinates`, two channels
+    holding each pixel's x and y in [-1, 1] are added to the image (CoordConv), which makes where
+    something is in the picture easy for the convolutions to report.
+    """
 
     def __init__(
         self, image_shape: Sequence[int], channels: Sequence[int], kernels: Sequence[int], strides: Sequence[int],
-        out_features: int,
+        out_features: int, condition_dim: int | None = None, coordinates: bool = False,
     ) -> None:
         super().__init__()
+        in_channels, height, width = image_shape
+        self.coordinates = coordinates
+        if coordinates:
+            ys, xs = torch.meshgrid(torch.linspace(-1, 1, height), torch.linspace(-1, 1, width), indexing="ij")
+            self.register_buffer("grid", torch.stack([xs, ys]), persistent=False)
         self.conv = ConvNet(
-            in_features=image_shape[0], num_cells=list(channels), kernel_sizes=list(kernels), strides=list(strides),
-            activation_class=nn.ReLU,
+            in_features=in_channels + 2 * coordinates, num_cells=list(channels), kernel_sizes=list(kernels),
+            strides=list(strides), activation_class=nn.ReLU, aggregator_class=None,
         )
+        self.film = FiLM(condition_dim, channels[-1]) if condition_dim else None
         with torch.no_grad():
-            flat = self.conv(torch.zeros(1, *image_shape)).shape[-1]
+            flat = self.conv(torch.zeros(1, in_channels + 2 * coordinates, height, width)).flatten(1).shape[-1]
         self.project = nn.Sequential(nn.Linear(flat, out_features), nn.ReLU())
         self.out_features = out_features
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        # uint8 in storage, floats in [0, 1] only here, on the networks' device
+    def scaled(self, image: torch.Tensor) -> torch.Tensor:
+        """uint8 in storage, floats in [0, 1] only here, on the networks' device (detail 22)."""
         pixels = image.float() / 255.0 if not image.dtype.is_floating_point else image
-        return self.project(self.conv(pixels))
+        if self.coordinates:
+            pixels = torch.cat([pixels, self.grid.expand(*pixels.shape[:-3], *self.grid.shape)], dim=-3)
+        return pixels
+
+    def forward(self, image: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        maps = self.conv(self.scaled(image))
+        if self.film is not None:
+            gamma, beta = self.film.scale_shift(condition)
+            maps = maps * (1 + gamma[..., None, None]) + beta[..., None, None]
+        return self.project(maps.flatten(-3))
 
 
 class LearnedInstructionEncoder(nn.Module):
@@ -122,47 +144,50 @@ class FrozenInstructionEncoder(LearnedInstructionEncoder):
 
 
 class FiLM(nn.Module):
-    """Feature-wise linear modulation: features * (1 + gamma(condition)) + beta(condition)."""
+    """Feature-wise linear modulation: a condition's (gamma, beta) per feature, starting at the identity."""
 
     def __init__(self, condition_dim: int, features: int) -> None:
         super().__init__()
         self.to_scale_shift = nn.Linear(condition_dim, 2 * features)
-        nn.init.zeros_(self.to_scale_shift.weight)  # starts as the identity
+        nn.init.zeros_(self.to_scale_shift.weight)  # features * (1 + 0) + 0 at first
         nn.init.zeros_(self.to_scale_shift.bias)
 
-    def forward(self, features: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+    def scale_shift(self, condition: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         gamma, beta = self.to_scale_shift(condition).chunk(2, dim=-1)
-        return features * (1 + gamma) + beta
+        return gamma, beta
 
 
 class MultiModalNet(nn.Module):
-    """The encoder's network: one branch per input, in the order of `kinds` ("image", "proprio", "tokens")."""
+    """The encoder's network: one branch per input, in the order of `kinds` ("image", "proprio", "tokens").
 
-    def __init__(self, branches: Sequence[nn.Module], kinds: Sequence[str], fused_sizes: Sequence[int], fusion: str,
+    With FiLM fusion the instruction branch runs first and conditions every image branch.
+    """
+
+    def __init__(self, branches: Sequence[nn.Module], kinds: Sequence[str], fused_sizes: Sequence[int],
                  activation: type[nn.Module]) -> None:
         super().__init__()
         self.branches = nn.ModuleList(branches)
         self.kinds = list(kinds)
+        self.conditioned = any(isinstance(b, ImageEncoder) and b.film is not None for b in branches)
         width = sum(branch.out_features for branch in branches)
-        self.film = None
-        if fusion == "film":
-            if "tokens" not in kinds or "image" not in kinds:
-                raise ConfigError("network.encoder.fusion=film needs a task with both an image and an instruction.")
-            condition = branches[kinds.index("tokens")].out_features
-            self.film = nn.ModuleList(
-                [FiLM(condition, b.out_features) for b, kind in zip(branches, kinds) if kind == "image"]
-            )
         self.fuse = MLP(in_features=width, out_features=fused_sizes[-1], num_cells=list(fused_sizes[:-1]),
                         activation_class=activation, activate_last_layer=True)
         self.out_features = fused_sizes[-1]
         orthogonal_init_(self.fuse, HIDDEN_GAIN)
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        parts = [branch(x) for branch, x in zip(self.branches, inputs)]
-        if self.film is not None:
-            condition = parts[self.kinds.index("tokens")]
-            images = iter(self.film)
-            parts = [next(images)(part, condition) if kind == "image" else part for part, kind in zip(parts, self.kinds)]
+        condition = None
+        if self.conditioned:
+            index = self.kinds.index("tokens")
+            condition = self.branches[index](inputs[index])
+        parts = []
+        for branch, kind, x in zip(self.branches, self.kinds, inputs):
+            if kind == "image":
+                parts.append(branch(x, condition))
+            elif kind == "tokens" and condition is not None:
+                parts.append(condition)
+            else:
+                parts.append(branch(x))
         return self.fuse(torch.cat(parts, dim=-1))
 
 
@@ -183,42 +208,52 @@ class MultiModalEncoder(TensorDictModule):
         `vocab_sizes` gives each instruction group's number of token ids (the env's own space says it;
         TorchRL's specs may not keep the bound); `vocabulary` lists the words, for a pretrained model.
         """
+        groups = {key: spec for key, spec in sorted(input_groups(observation_spec).items()) if key != PRIVILEGED_KEY}
+        token_keys = [key for key, spec in groups.items() if is_token_spec(spec)]
+        image_keys = [key for key, spec in groups.items() if is_image_spec(spec)]
+        if cfg.fusion == "film" and not (token_keys and image_keys):
+            raise ConfigError("network.encoder.fusion=film needs a task with both an image and an instruction.")
         branches: list[nn.Module] = []
         kinds: list[str] = []
         in_keys: list[str] = []
-        for key, spec in sorted(input_groups(observation_spec).items()):
-            if key == PRIVILEGED_KEY:
-                continue
-            if is_image_spec(spec):
-                branches.append(ImageEncoder(spec.shape[1:], cfg.cnn_channels, cfg.cnn_kernels, cfg.cnn_strides,
-                                             cfg.image_features))
-                kinds.append("image")
-            elif is_token_spec(spec):
-                vocab_size = (vocab_sizes or {}).get(str(key))
-                if vocab_size is None:
-                    raise ConfigError(f"The instruction group '{key}' has no known vocabulary size.")
-                if cfg.language == "model2vec":
-                    if vocabulary is None:
-                        raise ConfigError("network.encoder.language=model2vec needs a task that lists its vocabulary.")
-                    branches.append(FrozenInstructionEncoder(vocabulary, cfg.text_model_path))
-                else:
-                    branches.append(LearnedInstructionEncoder(vocab_size, cfg.token_dim))
-                kinds.append("tokens")
-            elif key == PROPRIO_KEY:
-                mlp = MLP(in_features=spec.shape[-1], out_features=(cfg.proprio_sizes or [spec.shape[-1]])[-1],
-                          num_cells=list(cfg.proprio_sizes[:-1]), activation_class=activation,
-                          activate_last_layer=True)
-                orthogonal_init_(mlp, HIDDEN_GAIN)
-                mlp.out_features = (cfg.proprio_sizes or [spec.shape[-1]])[-1]
-                branches.append(mlp if cfg.proprio_sizes else _Identity(spec.shape[-1]))
-                kinds.append("proprio")
-            else:
-                continue
+        for key in token_keys:
+            branches.append(cls._instruction_branch(key, cfg, vocab_sizes, vocabulary))
+            kinds.append("tokens")
             in_keys.append(key)
-        net = MultiModalNet(branches, kinds, cfg.fused_sizes, cfg.fusion, activation)
+        condition_dim = branches[0].out_features if cfg.fusion == "film" else None
+        for key in image_keys:
+            branches.append(ImageEncoder(groups[key].shape[1:], cfg.cnn_channels, cfg.cnn_kernels, cfg.cnn_strides,
+                                         cfg.image_features, condition_dim, cfg.coordinates))
+            kinds.append("image")
+            in_keys.append(key)
+        if PROPRIO_KEY in groups:
+            width = groups[PROPRIO_KEY].shape[-1]
+            if cfg.proprio_sizes:
+                mlp = MLP(in_features=width, out_features=cfg.proprio_sizes[-1], num_cells=list(cfg.proprio_sizes[:-1]),
+                          activation_class=activation, activate_last_layer=True)
+                orthogonal_init_(mlp, HIDDEN_GAIN)
+                mlp.out_features = cfg.proprio_sizes[-1]
+                branches.append(mlp)
+            else:
+                branches.append(_Identity(width))
+            kinds.append("proprio")
+            in_keys.append(PROPRIO_KEY)
+        net = MultiModalNet(branches, kinds, cfg.fused_sizes, activation)
         encoder = cls(net, in_keys=in_keys, out_keys=[FEATURES_KEY])
         encoder.kinds = dict(zip(in_keys, kinds))
         return encoder
+
+    @staticmethod
+    def _instruction_branch(key: str, cfg: object, vocab_sizes: dict[str, int] | None,
+                            vocabulary: Sequence[str] | None) -> nn.Module:
+        if cfg.language == "model2vec":
+            if vocabulary is None:
+                raise ConfigError("network.encoder.language=model2vec needs a task that lists its vocabulary.")
+            return FrozenInstructionEncoder(vocabulary, cfg.text_model_path)
+        vocab_size = (vocab_sizes or {}).get(key)
+        if vocab_size is None:
+            raise ConfigError(f"The instruction group '{key}' has no known vocabulary size.")
+        return LearnedInstructionEncoder(vocab_size, cfg.token_dim)
 
     @property
     def out_features(self) -> int:

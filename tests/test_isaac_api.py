@@ -41,7 +41,7 @@ def config(task: str, *overrides: str):
 def test_builtin_tasks_have_the_isaac_lab_api(task_id):
     task = make_builtin_task(task_id, num_envs=5, device="cpu", seed=0, episode_length=3)
     obs, extras = task.reset()
-    assert set(obs) <= {"policy", "critic"} and obs["policy"].shape == (5, task.policy_dim)
+    assert set(obs) <= set(task.single_observation_space.spaces) and obs["policy"].shape == (5, task.policy_dim)
     assert "log" in extras and task.num_envs == 5 and task.device == torch.device("cpu")
     assert task.single_observation_space["policy"].shape == (task.policy_dim,)
     assert task.action_space.shape == (5, task.action_dim)

@@ -114,7 +114,7 @@ def make_raw_task(
     """The unwrapped Isaac-API env of `env_id`, with `num_envs` envs on `device`."""
     check_isaac_api_task(env_id)
     if env_id in BUILTIN_TASKS:
-        return make_builtin_task(env_id, num_envs, device, seed, episode_length, random_start=train)
+        return make_builtin_task(env_id, num_envs, device, seed, episode_length, random_start=train, train=train)
     if episode_length is not None:
         raise ConfigError(
             f"env.max_episode_steps cannot be set for '{env_id}': its time limit is the env cfg's episode_length_s."

@@ -83,8 +83,9 @@ def check_image_scaling(audit: Audit) -> tuple[str, str]:
         for hook in hooks:
             hook.remove()
     expected = pixels.float() / 255.0 if not pixels.dtype.is_floating_point else pixels
-    low, high = float(seen[0].min()), float(seen[0].max())
-    matches = bool(torch.allclose(seen[0], expected))
+    scaled = seen[0][:, : expected.shape[1]]  # CoordConv's coordinate channels follow the image's
+    low, high = float(scaled.min()), float(scaled.max())
+    matches = bool(torch.allclose(scaled, expected))
     ok = all(dtype == "uint8" for dtype in stored.values()) and 0.0 <= low and high <= 1.0 and matches
     evidence = (f"rollout stores {stored}; the CNN's input on a real batch lies in [{low:.3f}, {high:.3f}] "
                 f"and equals pixels / 255: {matches}")
