@@ -153,6 +153,8 @@ def collect(batches: Iterator[TensorDictBase], state: TrainState, ckpt_path: Pat
     """The next rollout from the collector; an env failure is named with its iteration."""
     try:
         return next(batches)
+    except ConfigError:  # bad input met while stepping (e.g. a token id the policy's vocabulary lacks)
+        raise
     except Exception as err:  # the env failed: say so, name the iteration, keep the checkpoint
         raise RolloutError(
             f"The environment failed during the rollout of iteration {state.iteration + 1}: "

@@ -40,8 +40,23 @@ def input_groups(observation_spec: Composite) -> dict[str, TensorSpec]:
     return {str(key): spec for key, spec in observation_spec.items() if key not in NOT_INPUTS}
 
 
+IMAGE_DTYPES = (torch.uint8, torch.float32)
+
+
 def is_image_spec(spec: TensorSpec) -> bool:
     return len(spec.shape) == 4  # [num_envs, C, H, W]
+
+
+def check_image_spec(key: str, spec: TensorSpec) -> None:
+    """A clear error for an image group this encoder cannot read (dtype, or a channels-last layout)."""
+    channels, height, width = spec.shape[1:]
+    if spec.dtype not in IMAGE_DTYPES:
+        raise ConfigError(f"The image group '{key}' holds {spec.dtype}; images must be uint8 (0-255) or float32 (0-1).")
+    if channels > 4 and width <= 4:
+        raise ConfigError(
+            f"The image group '{key}' has shape {list(spec.shape[1:])}: images must be channels-first [C, H, W] "
+            f"(e.g. [{width}, {channels}, {height}])."
+        )
 
 
 def is_token_spec(spec: TensorSpec) -> bool:
@@ -78,8 +93,14 @@ class ImageEncoder(nn.Module):
             strides=list(strides), activation_class=nn.ReLU, aggregator_class=None,
         )
         self.film = FiLM(condition_dim, channels[-1]) if condition_dim else None
-        with torch.no_grad():
-            flat = self.conv(torch.zeros(1, in_channels + 2 * coordinates, height, width)).flatten(1).shape[-1]
+        try:
+            with torch.no_grad():
+                flat = self.conv(torch.zeros(1, in_channels + 2 * coordinates, height, width)).flatten(1).shape[-1]
+        except RuntimeError as err:
+            raise ConfigError(
+                f"Images of shape {list(image_shape)} are too small for the conv layers (kernels {list(kernels)}, strides "
+                f"{list(strides)}): set network.encoder.cnn_kernels / cnn_strides to fit ({err})."
+            ) from None
         self.project = nn.Sequential(nn.Linear(flat, out_features), nn.ReLU())
         self.out_features = out_features
 
@@ -108,7 +129,15 @@ class LearnedInstructionEncoder(nn.Module):
         self.out_features = dim
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.embedding(tokens.long().reshape(-1, tokens.shape[-1])).reshape(*tokens.shape[:-1], -1)
+        # checked where it is free: on a GPU the test would be a host sync per step (an out-of-range id
+        # then stops at the device's own index assertion)
+        if tokens.device.type == "cpu" and tokens.numel() and (int(tokens.max()) >= self.vocab_size or int(tokens.min()) < 0):
+            raise ConfigError(
+                f"An instruction holds a token id outside the vocabulary of {self.vocab_size} ids (ids seen: "
+                f"{int(tokens.min())} to {int(tokens.max())}); the task and the policy disagree on the vocabulary."
+            )
+        pooled = self.embedding(tokens.long().reshape(-1, tokens.shape[-1]))
+        return pooled.reshape(*tokens.shape[:-1], -1)
 
 
 class FrozenInstructionEncoder(LearnedInstructionEncoder):
@@ -222,6 +251,7 @@ class MultiModalEncoder(TensorDictModule):
             in_keys.append(key)
         condition_dim = branches[0].out_features if cfg.fusion == "film" else None
         for key in image_keys:
+            check_image_spec(key, groups[key])
             branches.append(ImageEncoder(groups[key].shape[1:], cfg.cnn_channels, cfg.cnn_kernels, cfg.cnn_strides,
                                          cfg.image_features, condition_dim, cfg.coordinates))
             kinds.append("image")

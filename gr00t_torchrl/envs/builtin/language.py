@@ -55,6 +55,15 @@ VOCAB = build_vocabulary()
 VOCAB_SIZE = len(VOCAB) + 2  # with padding and unknown
 
 
+def vocabulary_words(vocab: dict[str, int] = VOCAB) -> list[str]:
+    """The word of every id, in id order ("" for padding and the unknown word): what a pretrained
+    text model embeds for each id."""
+    table = [""] * (max(vocab.values()) + 1)
+    for word, index in vocab.items():
+        table[index] = word
+    return table
+
+
 def tokenize(text: str, length: int, vocab: dict[str, int] = VOCAB) -> list[int]:
     """The ids of `text`'s words (UNK_ID for a word outside `vocab`), padded with PAD_ID or truncated to `length`."""
     ids = [vocab.get(w, UNK_ID) for w in words(text)][:length]
@@ -87,4 +96,4 @@ def instruction_table(
 
 
 __all__ = ["COLOURS", "EVAL_TEMPLATES", "PAD_ID", "TRAIN_TEMPLATES", "UNK_ID", "VOCAB", "VOCAB_SIZE",
-           "build_vocabulary", "colour_ids", "instruction_table", "tokenize", "words"]
+           "build_vocabulary", "colour_ids", "vocabulary_words", "instruction_table", "tokenize", "words"]

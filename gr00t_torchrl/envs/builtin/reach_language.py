@@ -13,6 +13,7 @@ import torch
 
 from gr00t_torchrl.envs.builtin.base import BatchedTask, Observations, TaskCfg
 from gr00t_torchrl.envs.builtin.language import (
+    vocabulary_words,
     COLOURS, EVAL_TEMPLATES, PAD_ID, TRAIN_TEMPLATES, UNK_ID, VOCAB_SIZE, colour_ids, instruction_table,
 )
 
@@ -69,6 +70,7 @@ class ReachLanguageTask(BatchedTask):
         self.image_size = image_size
         self.instruction_length = instruction_length
         self.templates = EVAL_TEMPLATES if self.held_out_phrasings else TRAIN_TEMPLATES
+        self.vocabulary = vocabulary_words()  # the word of each token id, for a pretrained text encoder
         super().__init__(cfg)
         device = self.device
         # made once on the device: nothing in a step builds a tensor from Python values or touches a string
