@@ -113,7 +113,8 @@ def test_a_whole_audit_of_each_action_space_has_no_failure():
 
 # a small multimodal pipeline: images, proprioception and an instruction
 MULTIMODAL = ("task=Gr00t-Reach-Language-v0", "ppo.num_steps=16", "ppo.num_minibatches=2", "ppo.num_epochs=1",
-              "env.num_envs=4", "network.encoder.cnn_channels=8,8", "network.encoder.image_features=32",
+              "env.num_envs=4", "network.encoder.cnn_channels=8,8", "network.encoder.cnn_kernels=4,3",
+              "network.encoder.cnn_strides=2,2", "network.encoder.image_features=32",
               "network.encoder.fused_sizes=32", "network.hidden_sizes=16")
 
 
