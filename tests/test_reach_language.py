@@ -14,7 +14,7 @@ from gr00t_torchrl.envs.builtin.language import (
     COLOURS, EVAL_TEMPLATES, PAD_ID, TRAIN_TEMPLATES, UNK_ID, VOCAB, VOCAB_SIZE, instruction_table, tokenize,
 )
 from gr00t_torchrl.envs.builtin.reach_language import (
-    DT, LINK_LENGTHS, MAX_SPEED, PALETTE, REACHED, SEPARATION, TARGET_RANGE, ReachLanguageTask,
+    DT, LINK_LENGTHS, MAX_SPEED, PALETTE, TIP_SPEED, REACHED, SEPARATION, TARGET_RANGE, ReachLanguageTask,
 )
 from gr00t_torchrl.host_syncs import record_host_reads
 
@@ -63,7 +63,7 @@ def test_every_group_has_its_space_dtype_shape_and_device(device):
     task = make(num_envs=5, device=device)
     space = task.single_observation_space
     assert isinstance(space, gym.spaces.Dict) and set(space) == set(GROUPS)
-    assert space["policy"].shape == (4,) and space["policy"].dtype == "float32"
+    assert space["policy"].shape == (6,) and space["policy"].dtype == "float32"
     assert space["critic"].shape == (23,) and space["critic"].dtype == "float32"
     assert space["image"].shape == (3, 32, 32) and space["image"].dtype == "uint8"
     assert space["image"].low.min() == 0 and space["image"].high.max() == 255
@@ -155,7 +155,8 @@ def test_the_policy_group_holds_no_target_information():
     b.named = (a.named + 1) % len(COLOURS)
     obs_a, obs_b = a._observations(), b._observations()
     assert torch.equal(obs_a["policy"], obs_b["policy"])
-    assert torch.equal(obs_a["policy"], a.state[:, :4])  # joint angles and velocities only
+    assert torch.equal(obs_a["policy"][:, :4], a.state[:, :4])  # joint angles and velocities ...
+    assert torch.allclose(obs_a["policy"][:, 4:], a.tip_position(a.state[:, :2]))  # ... and the tip's own xy
     assert not torch.equal(obs_a["image"], obs_b["image"])
     assert not torch.equal(obs_a["critic"], obs_b["critic"])
     # what the critic holds: state, named target, tip, tip-to-target, distance, one-hot
@@ -262,11 +263,11 @@ def test_a_step_reads_nothing_on_the_host():
 
 
 def run_to(task: ReachLanguageTask, pick, steps: int) -> dict:
-    """Steps a joint-space controller towards the target `pick(task)` chooses [N] until the episode ends."""
+    """Steps a Cartesian controller (tip velocity towards the target `pick(task)` chooses [N]) until the episode ends."""
     extras = {}
     for _ in range(steps):
-        goal = inverse_kinematics(targets_of(task)[torch.arange(task.num_envs), pick(task)])
-        action = ((goal - task.state[:, :2]) / (DT * MAX_SPEED)).clamp(-1, 1)
+        goal = targets_of(task)[torch.arange(task.num_envs), pick(task)]
+        action = ((goal - task.tip_position(task.state[:, :2])) / (DT * TIP_SPEED)).clamp(-1, 1)
         _, _, _, _, extras = task.step(action)
     return extras
 
@@ -366,3 +367,17 @@ def test_the_groups_reach_a_torchrl_tensordict_with_their_dtypes():
     assert torch.isnan(td["next", "policy"]).all() and (td["next", "image"] == 0).all()
     assert (td["next", "instruction"] == 0).all()
     assert torch.equal(next_td["instruction"], task.instruction)  # the new episode's instruction goes on
+
+
+def test_a_tip_velocity_command_moves_the_tip_that_way():
+    task = make(num_envs=64, seed=3)
+    task.reset()
+    before = task.tip_position(task.state[:, :2])
+    command = torch.nn.functional.normalize(torch.randn(64, 2), dim=-1) * 0.5
+    task.step(command)
+    moved = task.tip_position(task.state[:, :2]) - before
+    along = (moved * command).sum(-1) / command.norm(dim=-1)
+    away = (moved[:, 0] * command[:, 1] - moved[:, 1] * command[:, 0]).abs() / command.norm(dim=-1)
+    free = along > 0.5 * DT * TIP_SPEED * 0.5  # arms away from a joint limit or a singular pose
+    assert free.float().mean() > 0.8
+    assert (away[free] < 0.3 * along[free]).float().mean() > 0.85  # in the commanded direction, nearly always

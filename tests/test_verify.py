@@ -121,7 +121,8 @@ MULTIMODAL = ("task=Gr00t-Reach-Language-v0", "ppo.num_steps=16", "ppo.num_minib
 def scaling_skipped(monkeypatch) -> None:
     from gr00t_torchrl.modules.multimodal import ImageEncoder
 
-    monkeypatch.setattr(ImageEncoder, "scaled", lambda self, image: image.float())
+    original = ImageEncoder.scaled
+    monkeypatch.setattr(ImageEncoder, "scaled", lambda self, image: original(self, image) * 255.0)  # raw pixel values
 
 
 def critic_with_its_own_trunk(a) -> None:

@@ -18,8 +18,10 @@ from gr00t_torchrl.envs.builtin.language import (
 )
 
 LINK_LENGTHS = (0.25, 0.25)  # metres: the tip reaches 0 to 0.5 m from the base
-JOINT_LIMITS = (math.pi, 0.9 * math.pi)  # shoulder, elbow (rad)
-MAX_SPEED, DT = 3.0, 0.05  # rad/s at a command of 1; control period (0.15 rad per step at most)
+JOINT_LIMITS = (2 * math.pi, 0.9 * math.pi)  # shoulder (a turn either way: a straight tip path may cross behind the base), elbow (rad)
+MAX_SPEED, DT = 3.0, 0.05  # rad/s: the joints' speed limit; control period (0.15 rad per step at most)
+TIP_SPEED = 0.6  # m/s of tip velocity at a command of 1 (3 cm per step)
+IK_DAMPING = 0.05  # damped least squares: the joint speeds stay finite at a singular (stretched or folded) arm
 REACHED = 0.05  # metres: success radius
 TARGET_RANGE = (0.2, 0.45)  # metres from the base: where targets are drawn (inside the reach)
 SEPARATION = 0.16  # metres: the least distance between two targets (> 3 success radii)
@@ -36,11 +38,14 @@ class ReachLanguageTask(BatchedTask):
     to 0.45 m from the base and at least 0.16 m apart (one per quarter of a randomly turned circle,
     colours shuffled), and an instruction naming one of them ("touch the blue one"), phrased with a
     random template: `TRAIN_TEMPLATES` in training, `EVAL_TEMPLATES` (held-out phrasings, with words
-    outside the vocabulary) in evaluation. Both stay fixed through the episode. Each joint follows a
-    normalised velocity command (up to 3 rad/s) and stops at its limit.
+    outside the vocabulary) in evaluation. Both stay fixed through the episode. The action is the tip's
+    velocity in the plane (up to 0.6 m/s per axis), turned into joint velocities by damped least-squares
+    inverse kinematics (Isaac Lab's differential IK action); joints move at most 3 rad/s and stop at
+    their limits.
 
     Observation groups:
-      `policy`: proprioception, float32 [N, 4]: joint angles and joint velocities (no target).
+      `policy`: proprioception, float32 [N, 6]: joint angles, joint velocities and the tip's xy (forward
+        kinematics, which a robot knows of itself; no target).
       `image`: uint8 [N, 3, H, W]: a top-down render of the workspace: the targets as discs of their
         colours, the links in grey and the tip as a white dot, on black; the only place the targets are.
       `instruction`: int64 [N, L]: the instruction's token ids (`language.py`; 0 pads, 1 is unknown).
@@ -57,7 +62,7 @@ class ReachLanguageTask(BatchedTask):
 
     state_dim = 4 + 2 * len(COLOURS)  # q, q_dot, the targets' xy
     action_dim = 2
-    policy_dim = 4
+    policy_dim = 6
     critic_dim = 4 + 2 * len(COLOURS) + 2 + 2 + 2 + 1 + len(COLOURS)
 
     def __init__(
@@ -113,6 +118,19 @@ class ReachLanguageTask(BatchedTask):
 
     def tip_position(self, q: torch.Tensor) -> torch.Tensor:
         return self.joint_positions(q)[1]
+
+    def joint_velocity_for(self, q: torch.Tensor, tip_velocity: torch.Tensor) -> torch.Tensor:
+        """Joint velocities giving the tip `tip_velocity` [N, 2]: J^T (J J^T + d^2 I)^-1 v, batched in closed form."""
+        l1, l2 = self._link_lengths[0], self._link_lengths[1]
+        a1, a12 = q[:, 0], q[:, 0] + q[:, 1]
+        j11, j12 = -l1 * a1.sin() - l2 * a12.sin(), -l2 * a12.sin()
+        j21, j22 = l1 * a1.cos() + l2 * a12.cos(), l2 * a12.cos()
+        d2 = IK_DAMPING**2
+        m11, m12, m22 = j11 * j11 + j12 * j12 + d2, j11 * j21 + j12 * j22, j21 * j21 + j22 * j22 + d2
+        det = m11 * m22 - m12 * m12
+        vx, vy = tip_velocity[:, 0], tip_velocity[:, 1]
+        wx, wy = (m22 * vx - m12 * vy) / det, (m11 * vy - m12 * vx) / det  # (J J^T + d^2 I)^-1 v
+        return torch.stack([j11 * wx + j21 * wy, j12 * wx + j22 * wy], dim=-1)
 
     def pixel_of(self, xy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The (row, column) of the pixel whose cell holds world point(s) `xy` (for tests and debugging)."""
@@ -175,7 +193,8 @@ class ReachLanguageTask(BatchedTask):
 
     def _advance(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         q, _, targets = self._split(state)
-        q_next = torch.maximum(torch.minimum(q + DT * MAX_SPEED * action, self._joint_limits), -self._joint_limits)
+        q_speed = (self.joint_velocity_for(q, TIP_SPEED * action)).clamp(-MAX_SPEED, MAX_SPEED)
+        q_next = torch.maximum(torch.minimum(q + DT * q_speed, self._joint_limits), -self._joint_limits)
         q_dot = (q_next - q) / DT  # what the joint actually did (zero at a limit)
         return torch.cat([q_next, q_dot, targets.reshape(state.shape[0], -1)], dim=-1)
 
@@ -215,7 +234,7 @@ class ReachLanguageTask(BatchedTask):
         one_hot = (self.named.unsqueeze(-1) == self._colour_index).float()  # F.one_hot would read a max on the host
         critic = torch.cat([self.state, named, tip, to_target, to_target.norm(dim=-1, keepdim=True), one_hot], dim=-1)
         return {
-            "policy": torch.cat([q, q_dot], dim=-1),
+            "policy": torch.cat([q, q_dot, tip], dim=-1),
             "critic": critic,
             "image": self.render(q, targets),
             "instruction": self.instruction.clone(),
