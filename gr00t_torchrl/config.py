@@ -58,6 +58,9 @@ class EncoderConfig:
     cnn_kernels: list[int] = _field([8, 4, 3], "kernel size of each conv layer (Nature-CNN: 8,4,3)")
     cnn_strides: list[int] = _field([4, 2, 1], "stride of each conv layer (Nature-CNN: 4,2,1)")
     image_features: int = _field(512, "width of the linear layer after the conv layers (Nature-CNN: 512)", ge=1)
+    image_pooling: Literal["flatten", "spatial_softmax"] = _field(
+        "flatten", "how the last conv layer's maps become features: flattened (Nature-CNN), or one (x, y) keypoint per channel"
+    )
     coordinates: bool = _field(False, "add each pixel's x, y as two more image channels (CoordConv): where things are is easier to read")
     proprio_sizes: list[int] = _field([64], "hidden widths of the MLP over the proprioception vector")
     language: Literal["learned", "model2vec"] = _field(

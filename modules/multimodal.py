@@ -68,19 +68,38 @@ def has_multimodal_groups(observation_spec: Composite) -> bool:
     return any(is_image_spec(spec) or is_token_spec(spec) for spec in input_groups(observation_spec).values())
 
 
+class SpatialSoftmax(nn.Module):
+    """Feature maps [..., C, h, w] -> the expected (x, y) of each channel's softmax over its pixels, [..., 2C].
+
+    The keypoint head of robot-learning vision encoders (Levine et al. 2016; robomimic): a channel
+    that responds to one thing (a red disc) reports where that thing is, in [-1, 1].
+    """
+
+    def __init__(self, height: int, width: int) -> None:
+        super().__init__()
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, height), torch.linspace(-1, 1, width), indexing="ij")
+        self.register_buffer("xy", torch.stack([xs.flatten(), ys.flatten()], dim=-1), persistent=False)  # [hw, 2]
+        self.log_temperature = nn.Parameter(torch.zeros(()))
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        weights = torch.softmax(maps.flatten(-2) / self.log_temperature.exp(), dim=-1)  # [..., C, hw]
+        return (weights @ self.xy).flatten(-2)  # [..., C * 2]
+
+
 class ImageEncoder(nn.Module):
     """Pixels -> features: scale to [0, 1] (detail 22), TorchRL's ConvNet, a linear layer, ReLU.
 
     With `condition_dim`, an instruction's embedding scales and shifts each channel of the last
-    conv layer's feature maps (FiLM) before they are flattened, so that a word can select which
-    feature maps, e.g. which colour, the rest of the network sees. With `coordinates`, two channels
+    conv layer's feature maps (FiLM) before they are pooled, so that a word can select which
+    feature maps, e.g. which colour, the rest of the network sees. The maps are flattened (Nature-CNN)
+    or reduced to one keypoint per channel (`pooling="spatial_softmax"`). With `coordinates`, two channels
     holding each pixel's x and y in [-1, 1] are added to the image (CoordConv), which makes where
     something is in the picture easy for the convolutions to report.
     """
 
     def __init__(
         self, image_shape: Sequence[int], channels: Sequence[int], kernels: Sequence[int], strides: Sequence[int],
-        out_features: int, condition_dim: int | None = None, coordinates: bool = False,
+        out_features: int, condition_dim: int | None = None, coordinates: bool = False, pooling: str = "flatten",
     ) -> None:
         super().__init__()
         in_channels, height, width = image_shape
@@ -95,12 +114,14 @@ class ImageEncoder(nn.Module):
         self.film = FiLM(condition_dim, channels[-1]) if condition_dim else None
         try:
             with torch.no_grad():
-                flat = self.conv(torch.zeros(1, in_channels + 2 * coordinates, height, width)).flatten(1).shape[-1]
+                maps = self.conv(torch.zeros(1, in_channels + 2 * coordinates, height, width))
         except RuntimeError as err:
             raise ConfigError(
                 f"Images of shape {list(image_shape)} are too small for the conv layers (kernels {list(kernels)}, strides "
                 f"{list(strides)}): set network.encoder.cnn_kernels / cnn_strides to fit ({err})."
             ) from None
+        self.pool = SpatialSoftmax(*maps.shape[-2:]) if pooling == "spatial_softmax" else nn.Flatten(-3)
+        flat = self.pool(maps).shape[-1]
         self.project = nn.Sequential(nn.Linear(flat, out_features), nn.ReLU())
         self.out_features = out_features
 
@@ -116,7 +137,7 @@ class ImageEncoder(nn.Module):
         if self.film is not None:
             gamma, beta = self.film.scale_shift(condition)
             maps = maps * (1 + gamma[..., None, None]) + beta[..., None, None]
-        return self.project(maps.flatten(-3))
+        return self.project(self.pool(maps))
 
 
 class LearnedInstructionEncoder(nn.Module):
@@ -253,7 +274,7 @@ class MultiModalEncoder(TensorDictModule):
         for key in image_keys:
             check_image_spec(key, groups[key])
             branches.append(ImageEncoder(groups[key].shape[1:], cfg.cnn_channels, cfg.cnn_kernels, cfg.cnn_strides,
-                                         cfg.image_features, condition_dim, cfg.coordinates))
+                                         cfg.image_features, condition_dim, cfg.coordinates, cfg.image_pooling))
             kinds.append("image")
             in_keys.append(key)
         if PROPRIO_KEY in groups:
