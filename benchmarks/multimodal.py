@@ -46,7 +46,7 @@ def run_seed(seed: int, steps: int | None, episodes: int) -> dict:
             name = "eval.json" if blank == "none" else f"eval_blank-{blank}.json"
             success[blank] = json.loads((run_dir / name).read_text())["success_rate"]
         run = read_run(run_dir)
-    return {"seed": seed, "env_steps": run["env_steps"], "train_s": round(run["train_s"], 1), "sps": round(run["sps"]),
+    return {"seed": seed, "env_steps": run["env_steps"], "train_s": round(run["train_s"], 1), "sps": f"{run['sps']:.0f}",
             **{f"success_{blank}": success[blank] for blank in BLANKS}, "curve": run["curve"]}
 
 

@@ -255,3 +255,14 @@ def test_iteration_breakdown_times_the_parts_of_both_libraries(tmp_path):
     for part in ("mjlab env step", "policy (collection)", "update (epochs x mini-batches)", "advantages (GAE)"):
         value = float(text.split(f"| {part} | ")[1].split(" |")[0])
         assert value > 0, part
+
+
+@pytest.mark.slow
+def test_multimodal_benchmark_trains_then_evaluates_each_blanked_input(tmp_path):
+    run_script("multimodal.py", "--seeds", "1", "--steps", "2048", "--episodes", "4", "--stem", "mm", out=tmp_path)
+    table = rows(tmp_path / "mm.csv")
+    assert [int(r["seed"]) for r in table] == [1] and int(table[0]["env_steps"]) == 2048
+    for blank in ("none", "image", "language", "proprio"):
+        assert 0.0 <= float(table[0][f"success_{blank}"]) <= 1.0
+    cells = table_rows((tmp_path / "mm.md").read_text())["1"]
+    assert [float(c) for c in cells[3:7]] == [float(table[0][f"success_{b}"]) for b in ("none", "image", "language", "proprio")]
