@@ -214,6 +214,23 @@ class Critic(TensorOutputs, ValueOperator):
         super().__init__(value_net, in_keys=[obs_key] if isinstance(obs_key, str) else list(obs_key))
 
 
+def make_actor(
+    in_dim: int,
+    action_spec: TensorSpec,
+    hidden_sizes: Sequence[int],
+    activation: str = "tanh",
+    orthogonal_init: bool = True,
+    init_log_std: float = 0.0,
+    state_dependent_std: bool = False,
+    in_key: str = "observation",
+) -> ProbabilisticActor:
+    """The actor fitting the action spec: categorical for a discrete one, Gaussian for a box, reading `in_key`."""
+    if isinstance(action_spec, CategoricalSpec):
+        return CategoricalActor(in_dim, action_spec.space.n, hidden_sizes, activation, orthogonal_init, in_key=in_key)
+    return GaussianActor(in_dim, action_spec.shape[-1], hidden_sizes, activation, orthogonal_init, init_log_std,
+                         state_dependent_std, in_key=in_key)
+
+
 def make_actor_critic(
     obs_dim: int,
     action_spec: TensorSpec,
@@ -228,15 +245,8 @@ def make_actor_critic(
 
     `critic_obs` = (key, dim) gives the critic its own observation entry (asymmetric actor-critic).
     """
-    if isinstance(action_spec, CategoricalSpec):
-        actor: ProbabilisticActor = CategoricalActor(
-            obs_dim, action_spec.space.n, hidden_sizes, activation, orthogonal_init
-        )
-    else:
-        action_dim = action_spec.shape[-1]
-        actor = GaussianActor(
-            obs_dim, action_dim, hidden_sizes, activation, orthogonal_init, init_log_std, state_dependent_std
-        )
+    actor = make_actor(obs_dim, action_spec, hidden_sizes, activation, orthogonal_init, init_log_std,
+                       state_dependent_std)
     critic_key, critic_dim = critic_obs or ("observation", obs_dim)
     critic = Critic(critic_dim, hidden_sizes, activation, orthogonal_init, obs_key=critic_key)
     return actor, critic
@@ -261,13 +271,8 @@ def make_multimodal_actor_critic(
     (key, dim), the env's privileged group too). Their encoder is one module, trained by both losses.
     """
     width = encoder.out_features
-    if isinstance(action_spec, CategoricalSpec):
-        head: ProbabilisticActor = CategoricalActor(
-            width, action_spec.space.n, hidden_sizes, activation, orthogonal_init, in_key="features"
-        )
-    else:
-        head = GaussianActor(width, action_spec.shape[-1], hidden_sizes, activation, orthogonal_init, init_log_std,
-                             state_dependent_std, in_key="features")
+    head = make_actor(width, action_spec, hidden_sizes, activation, orthogonal_init, init_log_std, state_dependent_std,
+                      in_key="features")
     keys, dim = ["features"], width
     if privileged is not None:
         keys, dim = ["features", privileged[0]], width + privileged[1]
