@@ -15,7 +15,7 @@ USAGE = """usage:
   gr00t-ppo train [key=value ...]        train (same as python recipes/ppo_gr00t.py)
   gr00t-ppo train --help                 every setting: section, type, default, help
   gr00t-ppo config [key=value ...]       print a task's fully resolved config, without training
-  gr00t-ppo eval run_dir=<dir> [episodes=N] [blank=image|language|proprio]
+  gr00t-ppo eval run_dir=<dir> [episodes=N] [blank=image|language|proprio] [video=true]
                                          evaluate a run's last checkpoint, write eval.json
                                          (with blank=: that input zeroed, eval_blank-<input>.json)
   gr00t-ppo verify [key=value ...] [--json]
@@ -124,10 +124,11 @@ def eval_main(argv: list[str]) -> int:
 
     try:
         args = parse_overrides(argv)
-        unknown = sorted(set(args) - {"run_dir", "episodes", "blank"})
+        unknown = sorted(set(args) - {"run_dir", "episodes", "blank", "video"})
         if unknown:
             raise ConfigError(
-                f"Unknown setting '{unknown[0]}' for eval; it takes run_dir=<dir>, episodes=N and blank=image|language|proprio."
+                f"Unknown setting '{unknown[0]}' for eval; it takes run_dir=<dir>, episodes=N, "
+                "blank=image|language|proprio and video=true."
             )
         if "run_dir" not in args:
             raise ConfigError("eval needs run_dir=<a run directory>.")
@@ -137,10 +138,12 @@ def eval_main(argv: list[str]) -> int:
         blank = args.get("blank")
         if blank is not None and blank not in BLANKABLE:
             raise ConfigError(f"The setting 'blank' must be one of {', '.join(BLANKABLE)}; got '{blank}'.")
-        result = evaluate_run(Path(str(args["run_dir"])), episodes, blank)
+        video = validated(args.get("video", False), bool, "video")
+        result = evaluate_run(Path(str(args["run_dir"])), episodes, blank, video)
     except (ConfigError, CheckpointError) as err:
         return _fail(str(err))
     success = f", success rate {result['success_rate']:.2f}" if "success_rate" in result else ""
+    success += f"; video {result['video']}" if "video" in result else ""
     blanked = f" with {result['blank']} blanked" if "blank" in result else ""
     print(
         f"eval{blanked}: {result['eval_return_mean']:.1f} +- {result['eval_return_std']:.1f} over "

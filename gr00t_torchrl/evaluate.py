@@ -21,8 +21,10 @@ from gr00t_torchrl.pipeline import Pipeline, build_pipeline
 from gr00t_torchrl.seeding import evaluation_seed
 from gr00t_torchrl.tasks import read_for_inspection
 from gr00t_torchrl.transforms import RunningObservationNorm
+from gr00t_torchrl.video import VideoRecorder, pictures_of, rendered_frames
 
 MAX_EVAL_STEPS = 100_000
+VIDEO_EPISODES = 4  # episodes side by side in an evaluation video
 BLANKABLE = ("image", "language", "proprio")  # the policy inputs `blank=` can replace by zeros
 
 
@@ -50,6 +52,7 @@ def evaluate(
     episodes: int,
     device: str | torch.device = "cpu",
     blank: str | None = None,
+    video: Path | None = None,
 ) -> dict[str, float]:
     """One episode in each of `episodes` envs on the run's evaluation seed stream; raw (unscaled) returns.
 
@@ -57,11 +60,15 @@ def evaluate(
     an episode ends) also get the fraction of episodes that succeeded. `device` is the actor's; an
     Isaac-API env runs there too, a Gymnasium env on the CPU. `blank` ("image", "language",
     "proprio") replaces that input of the policy by zeros at every step: how much the score falls
-    shows how much the policy reads it.
+    shows how much the policy reads it. `video` (a .gif path) records the first few episodes.
     """
-    env = make_env(cfg, seed=evaluation_seed(cfg.seed), num_envs=episodes, train=False, device=device)
+    env = make_env(cfg, seed=evaluation_seed(cfg.seed), num_envs=episodes, train=False, device=device,
+                   render=video is not None)
     zeroed = blanked_keys(env.observation_spec, blank)
     task = vector_env(env)
+    images = [key for key, spec in input_groups(env.observation_spec).items() if is_image_spec(spec)]
+    tokens = [key for key, spec in input_groups(env.observation_spec).items() if is_token_spec(spec)]
+    recorder = None if video is None else VideoRecorder(video, min(episodes, VIDEO_EPISODES), getattr(task, "vocabulary", None))
     has_success = getattr(task, "defines_success", False)
     norm = find_transform(env, RunningObservationNorm)
     if norm is not None and obs_norm_state is not None:
@@ -73,6 +80,10 @@ def evaluate(
     td: TensorDictBase = env.reset()
     with set_exploration_type(ExplorationType.DETERMINISTIC):
         for _ in range(MAX_EVAL_STEPS):
+            if recorder is not None and not finished[: recorder.count].all():
+                if tokens:
+                    recorder.caption_from(td.get(tokens[0]))
+                recorder.add(pictures_of(td.get(images[0])) if images else rendered_frames(task))
             for key in zeroed:
                 td.set(key, torch.zeros_like(td.get(key)))
             # a Gymnasium env steps on the CPU while the actor may sit on a GPU; stepping as the
@@ -82,6 +93,8 @@ def evaluate(
             returns[done] = step.get(("next", "episode_return")).reshape(-1).cpu()[done]
             if has_success:  # per env, set by the step in which its episode ended
                 successes[done] = task.extras["success"].reshape(-1).cpu()[done]
+            if recorder is not None:
+                recorder.mark_finished(done, successes if has_success else None)
             finished |= done
             if finished.all():
                 break
@@ -97,14 +110,18 @@ def evaluate(
         result["success_rate"] = float(successes.float().mean())
     if blank is not None:
         result["blank"] = blank
+    if recorder is not None:
+        result["video"] = str(recorder.write())
     return result
 
 
-def evaluate_pipeline(pipeline: Pipeline, episodes: int, blank: str | None = None) -> dict[str, float]:
+def evaluate_pipeline(
+    pipeline: Pipeline, episodes: int, blank: str | None = None, video: Path | None = None
+) -> dict[str, float]:
     """Evaluates a pipeline's actor with its current observation statistics."""
     norm = pipeline.obs_norm
     state = norm.state_dict() if norm is not None else None
-    return evaluate(pipeline.cfg, pipeline.module.actor, state, episodes, pipeline.fabric.device, blank)
+    return evaluate(pipeline.cfg, pipeline.module.actor, state, episodes, pipeline.fabric.device, blank, video)
 
 
 def write_eval(run_dir: Path, env_steps: int, result: dict[str, float]) -> Path:
@@ -114,13 +131,16 @@ def write_eval(run_dir: Path, env_steps: int, result: dict[str, float]) -> Path:
     return path
 
 
-def evaluate_run(run_dir: Path, episodes: int | None = None, blank: str | None = None) -> dict[str, Any]:
+def evaluate_run(
+    run_dir: Path, episodes: int | None = None, blank: str | None = None, video: bool = False
+) -> dict[str, Any]:
     """Evaluates the last checkpoint of `run_dir` in one CPU process and writes its eval.json."""
     cfg = read_for_inspection(run_dir)
     path = run_dir / "checkpoints" / "last.ckpt"
     saved = ckpt.load(path)
     pipeline = build_pipeline(cfg, L.Fabric(accelerator="cpu", devices=1))
     ckpt.load_for_inspection(pipeline, saved, path)
-    scores = evaluate_pipeline(pipeline, episodes if episodes is not None else max(cfg.eval_episodes, 1), blank)
+    video_path = run_dir / ("eval_video.gif" if blank is None else f"eval_video_blank-{blank}.gif") if video else None
+    scores = evaluate_pipeline(pipeline, episodes if episodes is not None else max(cfg.eval_episodes, 1), blank, video_path)
     written = write_eval(run_dir, saved["env_steps"], scores)
     return {"env_steps": saved["env_steps"], **scores, "eval_path": str(written)}

@@ -134,3 +134,22 @@ def test_blanking_an_input_in_evaluation(tmp_path, capsys):
     train(resolve_config(merged("task=pendulum", *TINY, "total_steps=128", "eval_episodes=0", f"run_dir={state}")))
     assert main(["eval", f"run_dir={state}", "blank=image"]) == 2
     assert "no image input" in capsys.readouterr().err
+
+
+def test_an_evaluation_video_shows_the_policy_s_images_with_instruction_and_outcome(tmp_path, capsys):
+    import importlib.util
+
+    import imageio.v3 as iio
+
+    run_dir = tmp_path / "run"
+    train(resolve_config(merged(*TINY, *MULTIMODAL, "total_steps=128", "eval_episodes=0", f"run_dir={run_dir}")))
+    assert main(["eval", f"run_dir={run_dir}", "episodes=3", "video=true"]) == 0
+    frames = iio.imread(run_dir / "eval_video.gif", index=None)
+    assert frames.ndim == 4 and frames.shape[0] > 10 and frames.shape[2] == 3 * 32 * 6  # 3 episodes side by side
+    state = tmp_path / "state"
+    train(resolve_config(merged("task=pendulum", *TINY, "total_steps=128", "eval_episodes=0", f"run_dir={state}")))
+    code = main(["eval", f"run_dir={state}", "episodes=2", "video=true"])
+    if importlib.util.find_spec("pygame") is None:  # Gymnasium's classic-control renderer
+        assert code == 2 and "cannot be drawn here" in capsys.readouterr().err
+    else:
+        assert code == 0 and (state / "eval_video.gif").is_file()

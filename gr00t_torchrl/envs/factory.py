@@ -22,17 +22,19 @@ def action_space_kind(env_id: str, task: str | None = None) -> str:
 
 
 def make_env(
-    cfg: Config, seed: int, *, num_envs: int | None = None, train: bool = True, device: str | torch.device = "cpu"
+    cfg: Config, seed: int, *, num_envs: int | None = None, train: bool = True, device: str | torch.device = "cpu",
+    render: bool = False,
 ) -> TransformedEnv:
     """The batched env of `cfg.env.id` with the project's transforms (`num_envs` defaults to the config's).
 
     Training envs scale rewards; evaluation envs (`train=False`) keep the raw reward. Gymnasium
-    envs step on the CPU; Isaac-API envs (Isaac Lab, mjlab, built-in tasks) on `device`.
+    envs step on the CPU; Isaac-API envs (Isaac Lab, mjlab, built-in tasks) on `device`. `render` makes
+    Gymnasium envs draw `rgb_array` frames (Isaac-API tasks show their image groups instead).
     """
     num_envs = num_envs or cfg.env.num_envs
     if is_isaac_api_task(cfg.env.id):
         return make_isaac_api_env(cfg, seed, num_envs=num_envs, train=train, device=device)
-    return make_gym_env(cfg, seed, num_envs=num_envs, train=train)
+    return make_gym_env(cfg, seed, num_envs=num_envs, train=train, render=render)
 
 
 def find_transform(env: TransformedEnv, kind: type) -> torch.nn.Module | None:

@@ -36,8 +36,10 @@ def _forward_mujoco_warnings() -> None:
 _forward_mujoco_warnings()
 
 
-def _make_gym(env_id: str, max_episode_steps: int | None = None) -> gym.Env:
+def _make_gym(env_id: str, max_episode_steps: int | None = None, render_mode: str | None = None) -> gym.Env:
     kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
+    if render_mode is not None:
+        kwargs["render_mode"] = render_mode
     return gym.make(env_id, **kwargs)
 
 
@@ -87,15 +89,16 @@ def gym_action_space_kind(env_id: str, task: str | None = None) -> str:
     )
 
 
-def make_gym_env(cfg: Config, seed: int, *, num_envs: int, train: bool = True) -> TransformedEnv:
+def make_gym_env(cfg: Config, seed: int, *, num_envs: int, train: bool = True, render: bool = False) -> TransformedEnv:
     """A batched env of `num_envs` Gymnasium envs with the transforms, on the CPU.
 
     The sub-envs get independent seeds spawned from `seed` (`sub_env_seeds`). Training envs scale rewards; evaluation envs
     (`train=False`) keep the raw reward. Time-limit truncation stays apart from termination in
     ("next", "truncated") / ("next", "terminated"), and the observation after a time-out is the
     real final one (the env is reset on the next call), so GAE can bootstrap from it (detail 5).
+    With `render`, each env draws `rgb_array` frames (for evaluation videos).
     """
-    make_one = functools.partial(_make_gym, cfg.env.id, cfg.env.max_episode_steps)
+    make_one = functools.partial(_make_gym, cfg.env.id, cfg.env.max_episode_steps, "rgb_array" if render else None)
     if cfg.env.vectorization == "async":
         # a worker process per env; a worker's exception is re-raised here with its message
         vector_env = gym.vector.AsyncVectorEnv(
