@@ -266,3 +266,13 @@ def test_multimodal_benchmark_trains_then_evaluates_each_blanked_input(tmp_path)
         assert 0.0 <= float(table[0][f"success_{blank}"]) <= 1.0
     cells = table_rows((tmp_path / "mm.md").read_text())["1"]
     assert [float(c) for c in cells[3:7]] == [float(table[0][f"success_{b}"]) for b in ("none", "image", "language", "proprio")]
+
+
+@pytest.mark.slow
+def test_multimodal_throughput_measures_each_env_count_and_the_uint8_storage(tmp_path):
+    run_script("multimodal_throughput.py", "--envs", "4", "8", "--iterations", "1", "--stem", "mmt", out=tmp_path)
+    table = rows(tmp_path / "mmt.csv")
+    assert [int(r["envs"]) for r in table] == [4, 8]
+    for r in table:
+        assert float(r["image_mb_if_float32"]) == pytest.approx(4 * float(r["image_mb_uint8"]), abs=0.2)
+        assert all(float(r[k]) > 0 for k in ("raw_sps", "rollout_sps", "iteration_sps", "batch_mb"))
