@@ -60,7 +60,7 @@ def measure(num_envs: int, device: str, iterations: int) -> dict:
     return {
         "envs": num_envs, "device": device, "raw_sps": round(raw), "rollout_sps": round(frames / min(rollout_s)),
         "iteration_sps": round(frames / min(iteration_s)), "batch_mb": round(batch.bytes() / 2**20, 1),
-        "image_mb_uint8": round(image_bytes / 2**20, 1), "image_mb_if_float32": round(4 * image_bytes / 2**20, 1),
+        "image_mb_uint8": round(image_bytes / 2**20, 2), "image_mb_if_float32": round(4 * image_bytes / 2**20, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
 
