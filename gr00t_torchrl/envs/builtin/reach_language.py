@@ -26,7 +26,7 @@ REACHED = 0.05  # metres: success radius
 TARGET_RANGE = (0.2, 0.45)  # metres from the base: where targets are drawn (inside the reach)
 SEPARATION = 0.16  # metres: the least distance between two targets (> 3 success radii)
 VIEW = 0.55  # metres: the image shows [-VIEW, VIEW]^2, the base at its centre
-DISC_RADIUS, TIP_RADIUS, LINK_HALF_WIDTH = 0.06, 0.03, 0.012  # metres, as drawn
+DISC_RADIUS, TIP_RADIUS, LINK_HALF_WIDTH = 0.09, 0.03, 0.012  # metres, as drawn (discs of about 2.6 pixels radius: 0.06 m ones were not learned)
 PALETTE = ((230, 30, 30), (30, 210, 30), (40, 60, 240), (235, 225, 20))  # red, green, blue, yellow (as COLOURS)
 TIP_COLOUR, LINK_COLOUR = (255, 255, 255), (110, 110, 110)
 
