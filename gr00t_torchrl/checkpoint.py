@@ -41,6 +41,11 @@ class TrainState:
     env_steps: int = 0
 
 
+def checkpoint_path(run_dir: Path) -> Path:
+    """Where a run directory keeps its (last) checkpoint."""
+    return Path(run_dir) / "checkpoints" / "last.ckpt"
+
+
 def save_atomic(state: dict[str, Any], path: Path) -> None:
     """Writes `state` durably: a kill or power loss mid-write leaves the previous file intact."""
     write_atomic(path, lambda f: torch.save(state, f))

@@ -133,11 +133,11 @@ def eval_main(argv: list[str]) -> int:
         if "run_dir" not in args:
             raise ConfigError("eval needs run_dir=<a run directory>.")
         episodes = validated(args["episodes"], int, "episodes", ge=1) if "episodes" in args else None
-        from gr00t_torchrl.evaluate import BLANKABLE, evaluate_run
+        from gr00t_torchrl.evaluate import BLANKED_KIND, evaluate_run
 
         blank = args.get("blank")
-        if blank is not None and blank not in BLANKABLE:
-            raise ConfigError(f"The setting 'blank' must be one of {', '.join(BLANKABLE)}; got '{blank}'.")
+        if blank is not None and blank not in BLANKED_KIND:
+            raise ConfigError(f"The setting 'blank' must be one of {', '.join(BLANKED_KIND)}; got '{blank}'.")
         video = validated(args.get("video", False), bool, "video")
         result = evaluate_run(Path(str(args["run_dir"])), episodes, blank, video)
     except (ConfigError, CheckpointError) as err:

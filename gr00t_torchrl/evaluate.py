@@ -16,7 +16,7 @@ from gr00t_torchrl import checkpoint as ckpt
 from gr00t_torchrl.config import Config, ConfigError
 from gr00t_torchrl.durable import write_text_atomic
 from gr00t_torchrl.envs import find_transform, make_env, vector_env
-from gr00t_torchrl.modules.multimodal import PRIVILEGED_KEY, PROPRIO_KEY, input_groups, is_image_spec, is_token_spec
+from gr00t_torchrl.modules.multimodal import policy_inputs_by_kind
 from gr00t_torchrl.pipeline import Pipeline, build_pipeline
 from gr00t_torchrl.seeding import evaluation_seed
 from gr00t_torchrl.tasks import read_for_inspection
@@ -25,20 +25,17 @@ from gr00t_torchrl.video import VideoRecorder, pictures_of, rendered_frames
 
 MAX_EVAL_STEPS = 100_000
 VIDEO_EPISODES = 4  # episodes side by side in an evaluation video
-BLANKABLE = ("image", "language", "proprio")  # the policy inputs `blank=` can replace by zeros
+
+
+# what each `blank=` word names, as the encoder sorts the policy's inputs
+BLANKED_KIND = {"image": "image", "language": "tokens", "proprio": "proprio"}
 
 
 def blanked_keys(observation_spec: Any, blank: str | None) -> list[str]:
     """The observation entries that `blank` names: every image group, every instruction, or the proprioception."""
     if blank is None:
         return []
-    groups = {key: spec for key, spec in input_groups(observation_spec).items() if key != PRIVILEGED_KEY}
-    if blank == "image":
-        keys = [key for key, spec in groups.items() if is_image_spec(spec)]
-    elif blank == "language":
-        keys = [key for key, spec in groups.items() if is_token_spec(spec)]
-    else:
-        keys = [PROPRIO_KEY] if PROPRIO_KEY in groups else []
+    keys = policy_inputs_by_kind(observation_spec)[BLANKED_KIND[blank]]
     if not keys:
         raise ConfigError(f"blank={blank}: this task's policy has no {blank} input to blank.")
     return keys
@@ -66,8 +63,8 @@ def evaluate(
                    render=video is not None)
     zeroed = blanked_keys(env.observation_spec, blank)
     task = vector_env(env)
-    images = [key for key, spec in input_groups(env.observation_spec).items() if is_image_spec(spec)]
-    tokens = [key for key, spec in input_groups(env.observation_spec).items() if is_token_spec(spec)]
+    inputs = policy_inputs_by_kind(env.observation_spec)
+    images, tokens = inputs["image"], inputs["tokens"]
     recorder = None if video is None else VideoRecorder(video, min(episodes, VIDEO_EPISODES), getattr(task, "vocabulary", None))
     has_success = getattr(task, "defines_success", False)
     norm = find_transform(env, RunningObservationNorm)
@@ -136,7 +133,7 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Evaluates the last checkpoint of `run_dir` in one CPU process and writes its eval.json."""
     cfg = read_for_inspection(run_dir)
-    path = run_dir / "checkpoints" / "last.ckpt"
+    path = ckpt.checkpoint_path(run_dir)
     saved = ckpt.load(path)
     pipeline = build_pipeline(cfg, L.Fabric(accelerator="cpu", devices=1))
     ckpt.load_for_inspection(pipeline, saved, path)

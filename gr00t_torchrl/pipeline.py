@@ -22,6 +22,7 @@ from torchrl.modules import ProbabilisticActor
 from gr00t_torchrl.config import Config, ConfigError
 from gr00t_torchrl.distributed import prepare_statistics
 from gr00t_torchrl.envs import find_transform, make_env, vector_env
+from gr00t_torchrl.envs.isaac_api import POLICY_GROUP
 from gr00t_torchrl.modules import (
     GaussianActor,
     MultiModalEncoder,
@@ -150,7 +151,7 @@ def token_vocab_sizes(task: Any) -> dict[str, int]:
     space = getattr(task, "single_observation_space", None)
     groups = getattr(space, "spaces", {}) or {}
     return {
-        ("observation" if key == "policy" else key): int(sub.high.max()) + 1
+        ("observation" if key == POLICY_GROUP else key): int(sub.high.max()) + 1  # the actor's group is renamed
         for key, sub in groups.items()
         if hasattr(sub, "high") and not np.issubdtype(sub.dtype, np.floating)
     }

@@ -195,7 +195,7 @@ class Run:
 
     @property
     def ckpt_path(self) -> Path:
-        return self.run_dir / "checkpoints" / "last.ckpt"
+        return ckpt.checkpoint_path(self.run_dir)
 
     @property
     def finished(self) -> bool:
@@ -217,7 +217,7 @@ def open_run(cfg: Config) -> Run:
     pipeline = build_pipeline(cfg, fabric)
     state, saved = TrainState(), None
     if resuming:
-        path = run_dir / "checkpoints" / "last.ckpt"
+        path = ckpt.checkpoint_path(run_dir)
         saved = ckpt.load(path)
         state = ckpt.restore(pipeline, saved, path)
     collector = make_collector(pipeline)

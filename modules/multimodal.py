@@ -40,6 +40,19 @@ def input_groups(observation_spec: Composite) -> dict[str, TensorSpec]:
     return {str(key): spec for key, spec in observation_spec.items() if key not in NOT_INPUTS}
 
 
+def policy_inputs_by_kind(observation_spec: Composite) -> dict[str, list[str]]:
+    """The keys the policy reads, sorted, by kind: "tokens" (instructions), "image" and "proprio".
+
+    The privileged critic group is not among them: only the critic's head reads it.
+    """
+    groups = {key: spec for key, spec in sorted(input_groups(observation_spec).items()) if key != PRIVILEGED_KEY}
+    return {
+        "tokens": [key for key, spec in groups.items() if is_token_spec(spec)],
+        "image": [key for key, spec in groups.items() if is_image_spec(spec)],
+        "proprio": [PROPRIO_KEY] if PROPRIO_KEY in groups else [],
+    }
+
+
 IMAGE_DTYPES = (torch.uint8, torch.float32)
 
 
@@ -259,9 +272,9 @@ class MultiModalEncoder(TensorDictModule):
         `vocab_sizes` gives each instruction group's number of token ids (the env's own space says it;
         TorchRL's specs may not keep the bound); `vocabulary` lists the words, for a pretrained model.
         """
-        groups = {key: spec for key, spec in sorted(input_groups(observation_spec).items()) if key != PRIVILEGED_KEY}
-        token_keys = [key for key, spec in groups.items() if is_token_spec(spec)]
-        image_keys = [key for key, spec in groups.items() if is_image_spec(spec)]
+        groups = input_groups(observation_spec)
+        kinds_of = policy_inputs_by_kind(observation_spec)
+        token_keys, image_keys = kinds_of["tokens"], kinds_of["image"]
         if cfg.fusion == "film" and not (token_keys and image_keys):
             raise ConfigError("network.encoder.fusion=film needs a task with both an image and an instruction.")
         branches: list[nn.Module] = []
@@ -278,7 +291,7 @@ class MultiModalEncoder(TensorDictModule):
                                          cfg.image_features, condition_dim, cfg.coordinates, cfg.image_pooling))
             kinds.append("image")
             in_keys.append(key)
-        if PROPRIO_KEY in groups:
+        if kinds_of["proprio"]:
             width = groups[PROPRIO_KEY].shape[-1]
             if cfg.proprio_sizes:
                 mlp = MLP(in_features=width, out_features=cfg.proprio_sizes[-1], num_cells=list(cfg.proprio_sizes[:-1]),

@@ -157,7 +157,7 @@ def audit_for(argv: list[str]) -> Audit:
     if "run_dir" in args and len(args) == 1:
         run_dir = Path(str(args["run_dir"]))
         # the audit runs in one process; a DDP run is audited from rank 0's state
-        return Audit(read_for_inspection(run_dir), checkpoint=run_dir / "checkpoints" / "last.ckpt")
+        return Audit(read_for_inspection(run_dir), checkpoint=ckpt.checkpoint_path(run_dir))
     if "run_dir" in args:
         raise ConfigError("verify takes either run_dir=<a run directory> alone, or a task and settings.")
     from gr00t_torchrl.tasks import resolve_config

@@ -107,16 +107,15 @@ def check_gae(audit: Audit) -> tuple[str, str]:
     # auto-reset envs (Isaac Lab API) lose final observations (NaN): a time-out then bootstraps from
     # the last observation it has, V(s_{T-1}); the reference does that substitution itself
     reference_batch = batch.clone()
-    lost = 0
+    # a lost row is NaN in the float groups; every group of that row then takes the step's own observation
+    missing = torch.zeros(batch.shape, dtype=torch.bool)
     for key in critic.in_keys:
-        lost = max(lost, int(torch.isnan(reference_batch.get(("next", key)).float()).flatten(2).any(-1).sum()))
-    for key in critic.in_keys:  # a lost row: every group of the step's own observation, together
+        value = reference_batch.get(("next", key))
+        if value.is_floating_point():
+            missing |= torch.isnan(value).flatten(2).any(-1)
+    lost = int(missing.sum())
+    for key in critic.in_keys:
         next_obs = reference_batch.get(("next", key))
-        missing = torch.zeros(batch.shape, dtype=torch.bool)
-        for other in critic.in_keys:
-            value = reference_batch.get(("next", other))
-            if value.is_floating_point():
-                missing |= torch.isnan(value).flatten(2).any(-1)
         mask = missing.reshape(*missing.shape, *([1] * (next_obs.dim() - 2)))
         reference_batch.set(("next", key), torch.where(mask, reference_batch.get(key), next_obs))
     reference = _reference_gae(reference_batch, critic, audit.cfg.ppo.gamma, audit.cfg.ppo.lmbda)
