@@ -48,6 +48,7 @@ class EnvConfig:
     scale_reward: bool = _field(True, "detail 30: divide rewards by the running std of the discounted return")
     reward_clip: float = _field(10.0, "detail 31: clip scaled rewards to [-reward_clip, reward_clip]", gt=0)
     clip_actions: bool = _field(True, "detail 27: clip actions to the bounds inside env.step only")
+    frame_stack: int = _field(1, "detail 20: the last N frames of each image group stacked along channels (TorchRL's CatFrames); 1: off", ge=1)
 
 
 @dataclass
@@ -72,6 +73,11 @@ class EncoderConfig:
         "concat", "concat: branches concatenated, then an MLP; film: the instruction also scales and shifts each conv feature map"
     )
     fused_sizes: list[int] = _field([256], "hidden widths of the MLP after fusion; its output feeds the actor and critic heads")
+    privileged_aux_coeff: float = _field(
+        0.0, "weight of an auxiliary loss: a linear head on the shared features predicts the task's privileged "
+        "`critic` group (normalized), which teaches the trunk what the inputs hide, e.g. where the named target is; 0: off",
+        ge=0,
+    )
 
 
 @dataclass

@@ -31,7 +31,7 @@ from gr00t_torchrl.modules import (
     make_multimodal_actor_critic,
 )
 from gr00t_torchrl.modules.actor_critic import ACTIVATIONS
-from gr00t_torchrl.modules.multimodal import input_groups
+from gr00t_torchrl.modules.multimodal import input_groups, make_privileged_predictor
 from gr00t_torchrl.ppo_module import PPOModule
 from gr00t_torchrl.seeding import rank_seeds
 from gr00t_torchrl.transforms import RunningObservationNorm
@@ -107,20 +107,24 @@ def build_pipeline(cfg: Config, fabric: L.Fabric) -> Pipeline:
     seed_everything(seeds.torch, verbose=False)
     env = make_env(cfg, seed=seeds.envs, device=fabric.device)
     prepare_statistics(fabric, env)
-    actor, critic, policy = make_networks(cfg, env)
+    actor, critic, policy, predictor = make_networks(cfg, env)
     num_iterations = max(cfg.total_steps // (cfg.frames_per_batch * fabric.world_size), 1)
-    module = PPOModule(cfg.ppo, actor, critic, num_iterations, fabric=fabric)
+    module = PPOModule(cfg.ppo, actor, critic, num_iterations, fabric=fabric, privileged_predictor=predictor,
+                       aux_coeff=cfg.network.encoder.privileged_aux_coeff)
     optimizer, scheduler = module.configure_optimizers()
     fabric_module, optimizer = fabric.setup(module, optimizer)
     signature = task_signature(cfg, env)
     return Pipeline(cfg, fabric, env, module, fabric_module, optimizer, scheduler, num_iterations, signature, policy)
 
 
-def make_networks(cfg: Config, env: TransformedEnv) -> tuple[TensorDictModuleBase, TensorDictModuleBase, TensorDictModuleBase]:
-    """The actor, the critic and the collection policy for the env's observations.
+def make_networks(cfg: Config, env: TransformedEnv) -> tuple[
+    TensorDictModuleBase, TensorDictModuleBase, TensorDictModuleBase, TensorDictModuleBase | None
+]:
+    """The actor, the critic, the collection policy and the privileged predictor (or None).
 
     Vector observations get separate actor and critic MLPs (details 13, 26); images or an instruction
-    get the multimodal encoder, shared by the actor's and the critic's heads (detail 21).
+    get the multimodal encoder, shared by the actor's and the critic's heads (detail 21), and by the
+    auxiliary loss's predictor where `network.encoder.privileged_aux_coeff` > 0.
     """
     net = cfg.network
     spec = env.observation_spec
@@ -138,12 +142,22 @@ def make_networks(cfg: Config, env: TransformedEnv) -> tuple[TensorDictModuleBas
             net.state_dependent_std, critic_obs,
         )
         policy = TensorDictSequential(encoder, head.sampler()) if isinstance(head, GaussianActor) else actor
-        return actor, critic, policy
+        predictor = None
+        if net.encoder.privileged_aux_coeff > 0:
+            if "critic" not in spec.keys():
+                raise ConfigError(
+                    f"network.encoder.privileged_aux_coeff={net.encoder.privileged_aux_coeff} needs a task with a "
+                    "privileged `critic` observation group; this one has none (set it to 0)."
+                )
+            predictor = make_privileged_predictor(encoder, spec["critic"].shape[-1])
+        return actor, critic, policy, predictor
+    if net.encoder.privileged_aux_coeff > 0:
+        raise ConfigError("network.encoder.privileged_aux_coeff needs a task with images or an instruction (set it to 0).")
     actor, critic = make_actor_critic(
         spec["observation"].shape[-1], env.action_spec, net.hidden_sizes, net.activation, net.orthogonal_init,
         net.init_log_std, net.state_dependent_std, critic_obs,
     )
-    return actor, critic, collection_policy(actor)
+    return actor, critic, collection_policy(actor), None
 
 
 def token_vocab_sizes(task: Any) -> dict[str, int]:

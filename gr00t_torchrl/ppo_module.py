@@ -7,6 +7,7 @@ from collections.abc import Callable
 import lightning as L
 import torch
 from tensordict import TensorDictBase
+from tensordict.nn import TensorDictModuleBase
 from torch.optim import Adam
 from torch.optim.lr_scheduler import LambdaLR
 from torchmetrics import MeanMetric
@@ -15,6 +16,7 @@ from torchrl.objectives import ClipPPOLoss
 from torchrl.objectives.value import GAE
 
 from gr00t_torchrl.config import PPOConfig
+from gr00t_torchrl.modules.multimodal import PREDICTION_KEY, PRIVILEGED_KEY
 
 # Debug variables of detail 12, averaged over every mini-batch of an iteration.
 UPDATE_METRICS = (
@@ -26,6 +28,7 @@ UPDATE_METRICS = (
     "clip_fraction",
     "value_clip_fraction",
     "grad_norm",
+    "aux_loss",  # with the privileged auxiliary loss only
 )
 
 
@@ -49,6 +52,8 @@ class PPOModule(L.LightningModule):
         critic: ValueOperator,
         num_iterations: int,
         fabric: L.Fabric | None = None,
+        privileged_predictor: TensorDictModuleBase | None = None,
+        aux_coeff: float = 0.0,
     ) -> None:
         super().__init__()
         # the Fabric that runs this module (DDP backward, gradient clipping, cross-rank reductions);
@@ -58,6 +63,9 @@ class PPOModule(L.LightningModule):
         self.actor = actor
         self.critic = critic
         self.num_iterations = num_iterations
+        # the auxiliary loss's model (`make_privileged_predictor`): it shares the actor's encoder
+        self.privileged_predictor = privileged_predictor
+        self.aux_coeff = aux_coeff
         # detail 5; no value network: `estimate_advantages` evaluates the critic itself, once
         self.advantage_module = GAE(gamma=cfg.gamma, lmbda=cfg.lmbda, value_network=None, average_gae=False)
         self.loss_module = ClipPPOLoss(
@@ -89,9 +97,14 @@ class PPOModule(L.LightningModule):
         self.loss_keys = list(
             dict.fromkeys(  # what ClipPPOLoss reads from a mini-batch
                 [*actor.in_keys, *critic.in_keys, keys.action, keys.sample_log_prob, keys.advantage,
-                 keys.value_target, keys.value, *self.dist_keys]
+                 keys.value_target, keys.value, *self.dist_keys, *self._aux_keys()]
             )
         )
+
+    def _aux_keys(self) -> list[str]:
+        if self.privileged_predictor is None:
+            return []
+        return [*self.privileged_predictor.in_keys, PRIVILEGED_KEY]
 
     # ------------------------------------------------------------------ optimizer
 
@@ -172,8 +185,18 @@ class PPOModule(L.LightningModule):
     # ------------------------------------------------------------------ the update
 
     def training_step(self, minibatch: TensorDictBase) -> TensorDictBase:
-        """The PPO losses of one mini-batch (call it through the Fabric wrapper under DDP)."""
-        return self.loss_module(minibatch)
+        """The PPO losses of one mini-batch (call it through the Fabric wrapper under DDP).
+
+        With a privileged predictor, "loss_aux" is its weighted mean squared error on the (normalized)
+        privileged group, computed here so that DDP sees one graph.
+        """
+        losses = self.loss_module(minibatch)
+        if self.privileged_predictor is not None:
+            inputs = minibatch.select(*self.privileged_predictor.in_keys)
+            predicted = self.privileged_predictor(inputs).get(PREDICTION_KEY)
+            error = (predicted - minibatch.get(PRIVILEGED_KEY)).square().mean()
+            losses.set("loss_aux", self.aux_coeff * error)
+        return losses
 
     def update(
         self,
@@ -203,6 +226,8 @@ class PPOModule(L.LightningModule):
                     self._adapt_lr(optimizer, minibatch)
                 losses = loss_fn(minibatch)
                 loss = losses["loss_objective"] + losses["loss_critic"] + losses["loss_entropy"]
+                if "loss_aux" in losses.keys():
+                    loss = loss + losses["loss_aux"]
                 optimizer.zero_grad(set_to_none=True)
                 if self.fabric is not None:
                     self.fabric.backward(loss)
@@ -301,6 +326,8 @@ class PPOModule(L.LightningModule):
         }
         if "value_clip_fraction" in losses.keys():
             values["value_clip_fraction"] = losses["value_clip_fraction"]
+        if "loss_aux" in losses.keys():
+            values["aux_loss"] = losses["loss_aux"] / max(self.aux_coeff, 1e-12)
         for name, value in values.items():
             logged[name].append(value.detach().float().mean())
         return approx_kl

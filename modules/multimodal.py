@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from tensordict.nn import TensorDictModule
+from tensordict.nn import TensorDictModule, TensorDictSequential
 from torch import nn
 from torchrl.data import Composite, TensorSpec
 from torchrl.modules import MLP, ConvNet
@@ -31,6 +31,7 @@ from gr00t_torchrl.modules.init import HIDDEN_GAIN, orthogonal_init_
 PROPRIO_KEY = "observation"
 FEATURES_KEY = "features"
 PRIVILEGED_KEY = "critic"  # read by the critic's head only (asymmetric actor-critic)
+PREDICTION_KEY = "privileged_prediction"  # the auxiliary head's guess of the privileged group
 # observation entries that are not the task's: the running episode statistics of the env's transforms
 NOT_INPUTS = ("episode_return", "episode_length")
 
@@ -323,6 +324,18 @@ class MultiModalEncoder(TensorDictModule):
     @property
     def out_features(self) -> int:
         return self.module.out_features
+
+
+def make_privileged_predictor(encoder: MultiModalEncoder, privileged_dim: int) -> TensorDictSequential:
+    """The shared encoder, then a linear head that predicts the privileged group from "features".
+
+    The model of the auxiliary loss (`network.encoder.privileged_aux_coeff`): regressing what the
+    critic is told (where the targets are) on what the policy sees gives the image trunk a dense,
+    supervised signal that the PPO losses alone carry only weakly.
+    """
+    head = TensorDictModule(nn.Linear(encoder.out_features, privileged_dim), in_keys=[FEATURES_KEY],
+                            out_keys=[PREDICTION_KEY])
+    return TensorDictSequential(encoder, head)
 
 
 class _Identity(nn.Identity):

@@ -153,3 +153,53 @@ def test_an_evaluation_video_shows_the_policy_s_images_with_instruction_and_outc
         assert code == 2 and "cannot be drawn here" in capsys.readouterr().err
     else:
         assert code == 0 and (state / "eval_video.gif").is_file()
+
+
+def test_frame_stacking_keeps_the_last_frames_and_restarts_them_at_an_episode_end():
+    from gr00t_torchrl.envs import make_env
+
+    cfg = resolve_config(merged(*MULTIMODAL, "env.num_envs=3", "env.frame_stack=3", "env.max_episode_steps=4"))
+    env = make_env(cfg, seed=0, train=False)  # no random start: every episode ends after 4 steps
+    assert env.observation_spec["image"].shape == (3, 9, 32, 32) and env.observation_spec["image"].dtype == torch.uint8
+    td = env.reset()
+    first = td["image"]
+    assert torch.equal(first[:, :3], first[:, 6:])  # a new episode's stack repeats its first frame
+    frames = [first[:, 6:]]
+    action = torch.ones(3, 2)
+    for step in range(1, 6):
+        stepped, td = env.step_and_maybe_reset(td.set("action", action))  # the collector's step
+        stack = stepped["next", "image"]
+        if step < 4:  # the oldest frame drops out, the newest comes in last
+            frames.append(stack[:, 6:])
+            assert torch.equal(stack[:, 3:6], frames[-2]) and torch.equal(stack[:, :3], frames[max(len(frames) - 3, 0)])
+        if step == 4:  # the time limit: every env starts again, and no frame of the old episode stays
+            assert torch.equal(td["image"][:, :3], td["image"][:, 6:]) and torch.equal(td["image"][:, 3:6], td["image"][:, 6:])
+
+
+def test_frame_stacking_is_refused_where_there_are_no_images(capsys):
+    assert main(["train", "task=Gr00t-Arm-Reach-v0", "env.frame_stack=4", "total_steps=64"]) == 2
+    assert "env.frame_stack=4 needs a task with image observations" in capsys.readouterr().err
+
+
+def test_the_privileged_auxiliary_loss_trains_the_shared_trunk_towards_the_hidden_state(capsys):
+    from gr00t_torchrl.pipeline import build_pipeline, make_fabric
+
+    cfg = resolve_config(merged(*TINY, *MULTIMODAL, "network.encoder.privileged_aux_coeff=2.0"))
+    pipeline = build_pipeline(cfg, make_fabric(cfg))
+    module = pipeline.module
+    encoder = module.privileged_predictor.module[0]
+    assert encoder is module.actor.module[0]  # the predictor reads the actor's own encoder
+    with torch.no_grad():
+        rollout = pipeline.env.rollout(8, pipeline.collection_policy, break_when_any_done=False)
+    batch = module.compute_advantages(rollout).reshape(-1)
+    losses = module.training_step(batch)
+    predicted = module.privileged_predictor(batch.clone())["privileged_prediction"]
+    expected = 2.0 * (predicted - batch["critic"]).square().mean()
+    assert torch.allclose(losses["loss_aux"], expected)
+    module.zero_grad()
+    losses["loss_aux"].backward()
+    trunk = [p for m in encoder.modules() if isinstance(m, ImageEncoder) for p in m.parameters()]
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in trunk)
+    assert module.update(batch, pipeline.optimizer)["aux_loss"] > 0  # logged beside the PPO losses
+    assert main(["train", "task=pendulum", *TINY, "network.encoder.privileged_aux_coeff=1", "total_steps=64"]) == 2
+    assert "privileged_aux_coeff needs a task with images" in capsys.readouterr().err

@@ -132,15 +132,33 @@ def critic_with_its_own_trunk(a) -> None:
     critic.module[0] = copy.deepcopy(critic.module[0])
 
 
+def frames_not_shifted(monkeypatch) -> None:
+    from torchrl.envs import CatFrames
+
+    original = CatFrames._call
+
+    def newest_everywhere(self, td, _reset=None):  # every slot of the stack holds the newest frame
+        td = original(self, td, _reset=_reset)
+        stack = td.get(self.out_keys[0])
+        newest = stack[:, -(stack.shape[-3] // self.N):]
+        return td.set(self.out_keys[0], newest.repeat(1, self.N, 1, 1))
+
+    monkeypatch.setattr(CatFrames, "_call", newest_everywhere)
+
+
 @pytest.mark.parametrize(("number", "breaker"), [
+    (20, lambda a, mp: None),  # frames_not_shifted, below: the transform is broken before the env is built
     (21, lambda a, mp: critic_with_its_own_trunk(a)),
     (22, lambda a, mp: scaling_skipped(mp)),
     (13, lambda a, mp: critic_with_its_own_trunk(a)),
 ])
 def test_the_image_details_on_a_multimodal_task_and_what_breaks_them(number, breaker, monkeypatch):
-    healthy = Audit(tiny_config(*MULTIMODAL)).run([number])[0]
+    stacked = ("env.frame_stack=3",) if number == 20 else ()
+    healthy = Audit(tiny_config(*MULTIMODAL, *stacked)).run([number])[0]
     assert healthy.status == OK, healthy.evidence
-    broken_audit = Audit(tiny_config(*MULTIMODAL))
+    if number == 20:
+        frames_not_shifted(monkeypatch)
+    broken_audit = Audit(tiny_config(*MULTIMODAL, *stacked))
     breaker(broken_audit, monkeypatch)
     broken = broken_audit.run([number])[0]
     assert broken.status == WRONG, broken.evidence
@@ -150,6 +168,8 @@ def test_a_whole_audit_of_the_multimodal_task_has_no_failure():
     findings = {f.number: f for f in Audit(tiny_config(*MULTIMODAL)).run()}
     assert not [f for f in findings.values() if f.failed]
     assert {n: findings[n].status for n in (20, 21, 22)} == {20: OFF, 21: OK, 22: OK}
+    stacked = Audit(tiny_config(*MULTIMODAL, "env.frame_stack=2")).run([20])[0]
+    assert stacked.status == OK and "2 frames of 3 channels" in stacked.evidence
 
 
 def test_details_switched_off_by_config_say_so():

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 from tensordict import TensorDict, TensorDictBase
-from torchrl.envs import RenameTransform, TransformedEnv, VecGymEnvTransform
+from torchrl.envs import CatFrames, RenameTransform, TransformedEnv, VecGymEnvTransform
 from torchrl.envs.libs.isaac_lab import IsaacLabWrapper
 
 from gr00t_torchrl.config import Config, ConfigError
@@ -134,6 +134,18 @@ def observation_groups(env: TransformedEnv) -> list[str]:
     return ["observation"] + ([CRITIC_GROUP] if CRITIC_GROUP in keys else [])
 
 
+def frame_stack(env: TransformedEnv, frames: int) -> CatFrames:
+    """Detail 20: each image group [C, H, W] becomes its last `frames` frames stacked, [frames * C, H, W].
+
+    TorchRL's CatFrames; a finished env's stack restarts from its new episode's first frame (repeated)
+    on the native auto-reset path too, so no frame of one episode leaks into the next.
+    """
+    images = [key for key, spec in env.observation_spec.items() if len(spec.shape) == 4]
+    if not images:
+        raise ConfigError(f"env.frame_stack={frames} needs a task with image observations; this one has none.")
+    return CatFrames(N=frames, dim=-3, in_keys=images, padding="same")
+
+
 def make_isaac_api_env(
     cfg: Config, seed: int, *, num_envs: int, train: bool, device: str | torch.device
 ) -> TransformedEnv:
@@ -145,6 +157,8 @@ def make_isaac_api_env(
     env = with_native_autoreset(env)
     # the actor reads "observation" whatever the env: Isaac Lab calls the actor's group "policy"
     env.append_transform(RenameTransform([POLICY_GROUP], ["observation"], create_copy=False))
+    if cfg.env.frame_stack > 1:
+        env.append_transform(frame_stack(env, cfg.env.frame_stack))
     env.append_transform(EpisodeStatistics(num_envs))
     if cfg.env.normalize_obs:
         keys = observation_groups(env)

@@ -35,8 +35,22 @@ def check_frame_stack(audit: Audit) -> tuple[str, str]:
     keys = _image_keys(audit)
     if not keys:
         return NA, "no image observations"
-    channels = {key: int(audit.pipeline.env.observation_spec[key].shape[-3]) for key in keys}
-    return OFF, f"one frame per step (image channels {channels}): this task's image shows the whole state"
+    frames = audit.pipeline.cfg.env.frame_stack
+    key = keys[0]
+    channels = int(audit.pipeline.env.observation_spec[key].shape[-3])
+    if frames == 1:
+        return OFF, f"one frame per step (env.frame_stack=1; '{key}' has {channels} channels)"
+    # on a real rollout: within an episode, the next stack is this one shifted by one frame
+    batch = audit.raw_batch  # [envs, time]
+    now, after = batch.get(key), batch.get(("next", key))
+    done = batch.get(("next", "done")).squeeze(-1)
+    per_frame = channels // frames
+    shifted = bool(torch.equal(after[~done][:, : channels - per_frame], now[~done][:, per_frame:]))
+    moving = bool((after[~done][:, channels - per_frame:] != now[~done][:, channels - per_frame:]).any())
+    ok = channels % frames == 0 and shifted and moving
+    evidence = (f"'{key}' holds {frames} frames of {per_frame} channels; on {int((~done).sum())} rollout steps the "
+                f"next stack is this one moved by one frame: {shifted}, with a new newest frame: {moving}")
+    return (OK if ok else WRONG), evidence
 
 
 @detail(21, "one image trunk shared by policy and value")
