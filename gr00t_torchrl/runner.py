@@ -212,9 +212,15 @@ def open_run(cfg: Config) -> Run:
     fabric = make_fabric(cfg)
     if not launched_by_fabric_cli():  # `fabric run` has already started one process per device
         fabric.launch()
+    claimed = not cfg.run_dir  # a new default directory, made here
     run_dir = Path(fabric.broadcast(str(prepare_run_dir(cfg, resuming)) if fabric.is_global_zero else None))
     cfg.run_dir = str(run_dir)
-    pipeline = build_pipeline(cfg, fabric)
+    try:
+        pipeline = build_pipeline(cfg, fabric)
+    except ConfigError:
+        if claimed and fabric.is_global_zero and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # a refused run leaves no empty directory of its own behind
+        raise
     state, saved = TrainState(), None
     if resuming:
         path = ckpt.checkpoint_path(run_dir)

@@ -176,12 +176,14 @@ def test_frame_stacking_keeps_the_last_frames_and_restarts_them_at_an_episode_en
             assert torch.equal(td["image"][:, :3], td["image"][:, 6:]) and torch.equal(td["image"][:, 3:6], td["image"][:, 6:])
 
 
-def test_frame_stacking_is_refused_where_there_are_no_images(capsys):
+def test_frame_stacking_is_refused_where_there_are_no_images(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     assert main(["train", "task=Gr00t-Arm-Reach-v0", "env.frame_stack=4", "total_steps=64"]) == 2
     assert "env.frame_stack=4 needs a task with image observations" in capsys.readouterr().err
+    assert not any((tmp_path / "runs").iterdir())  # the refused run leaves no empty run directory
 
 
-def test_the_privileged_auxiliary_loss_trains_the_shared_trunk_towards_the_hidden_state(capsys):
+def test_the_privileged_auxiliary_loss_trains_the_shared_trunk_towards_the_hidden_state(capsys, tmp_path):
     from gr00t_torchrl.pipeline import build_pipeline, make_fabric
 
     cfg = resolve_config(merged(*TINY, *MULTIMODAL, "network.encoder.privileged_aux_coeff=2.0"))
@@ -201,5 +203,33 @@ def test_the_privileged_auxiliary_loss_trains_the_shared_trunk_towards_the_hidde
     trunk = [p for m in encoder.modules() if isinstance(m, ImageEncoder) for p in m.parameters()]
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in trunk)
     assert module.update(batch, pipeline.optimizer)["aux_loss"] > 0  # logged beside the PPO losses
-    assert main(["train", "task=pendulum", *TINY, "network.encoder.privileged_aux_coeff=1", "total_steps=64"]) == 2
+    assert main(["train", "task=pendulum", *TINY, "network.encoder.privileged_aux_coeff=1", "total_steps=64",
+                 f"run_dir={tmp_path / 'refused'}"]) == 2
     assert "privileged_aux_coeff needs a task with images" in capsys.readouterr().err
+
+
+def test_channels_last_camera_images_reach_the_encoder_channels_first(monkeypatch, tmp_path):
+    import gymnasium as gym
+
+    from gr00t_torchrl.envs import make_env
+    from gr00t_torchrl.envs.builtin.reach_language import ReachLanguageTask
+
+    render, spaces = ReachLanguageTask.render, ReachLanguageTask._extra_observation_spaces
+
+    def camera_spaces(self):  # as a camera sensor gives them: [H, W, C]
+        out = spaces(self)
+        out["image"] = gym.spaces.Box(0, 255, (self.image_size, self.image_size, 3), dtype="uint8")
+        return out
+
+    monkeypatch.setattr(ReachLanguageTask, "render", lambda self, q, t: render(self, q, t).permute(0, 2, 3, 1))
+    monkeypatch.setattr(ReachLanguageTask, "_extra_observation_spaces", camera_spaces)
+    cfg = resolve_config(merged(*MULTIMODAL, "env.frame_stack=2"))
+    env = make_env(cfg, seed=0, train=False)
+    assert env.observation_spec["image"].shape == (4, 6, 32, 32) and env.observation_spec["image"].dtype == torch.uint8
+    td = env.reset()
+    task = env.base_env._env
+    q, targets = task.state[:, :2], task.state[:, 4:].reshape(-1, 4, 2)
+    assert torch.equal(td["image"][:, 3:], render(task, q, targets))  # the picture as drawn, channels first
+    train(resolve_config(merged(*TINY, *MULTIMODAL, "env.frame_stack=2", "total_steps=128", "eval_episodes=0",
+                                f"run_dir={tmp_path / 'run'}")))  # and trains, checkpoint included
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()

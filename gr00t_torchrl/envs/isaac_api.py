@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 from tensordict import TensorDict, TensorDictBase
-from torchrl.envs import CatFrames, RenameTransform, TransformedEnv, VecGymEnvTransform
+from torchrl.envs import CatFrames, PermuteTransform, RenameTransform, TransformedEnv, VecGymEnvTransform
 from torchrl.envs.libs.isaac_lab import IsaacLabWrapper
 
 from gr00t_torchrl.config import Config, ConfigError
@@ -134,6 +134,18 @@ def observation_groups(env: TransformedEnv) -> list[str]:
     return ["observation"] + ([CRITIC_GROUP] if CRITIC_GROUP in keys else [])
 
 
+def channels_last_images(env: TransformedEnv) -> list[str]:
+    """Image groups laid out [H, W, C], as camera sensors give them (Isaac Lab's TiledCamera, mjlab's camera).
+
+    An image group is [num_envs, C, H, W] or [num_envs, H, W, C]; it is channels-last when its last size
+    is a channel count (1, 3 or 4: gray, RGB, RGBA or RGB-D) and its first is not.
+    """
+    return [
+        key for key, spec in env.observation_spec.items()
+        if len(spec.shape) == 4 and spec.shape[-1] in (1, 3, 4) and spec.shape[-3] > 4
+    ]
+
+
 def frame_stack(env: TransformedEnv, frames: int) -> CatFrames:
     """Detail 20: each image group [C, H, W] becomes its last `frames` frames stacked, [frames * C, H, W].
 
@@ -157,6 +169,9 @@ def make_isaac_api_env(
     env = with_native_autoreset(env)
     # the actor reads "observation" whatever the env: Isaac Lab calls the actor's group "policy"
     env.append_transform(RenameTransform([POLICY_GROUP], ["observation"], create_copy=False))
+    cameras = channels_last_images(env)
+    if cameras:  # the encoder and the frame stack read [C, H, W]; the permuted view stays uint8
+        env.append_transform(PermuteTransform((-1, -3, -2), in_keys=cameras))
     if cfg.env.frame_stack > 1:
         env.append_transform(frame_stack(env, cfg.env.frame_stack))
     env.append_transform(EpisodeStatistics(num_envs))
