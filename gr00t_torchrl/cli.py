@@ -1,4 +1,4 @@
-"""Command line: `gr00t-ppo train`, `config`, `eval run_dir=...` and `verify`.
+"""Command line: `gr00t-ppo train`, `config`, `eval run_dir=...`, `export run_dir=...` and `verify`.
 
 Bad input (an unknown setting, a bad value, a refused resume) is one line on stderr and exit code 2.
 """
@@ -18,6 +18,9 @@ USAGE = """usage:
   gr00t-ppo eval run_dir=<dir> [episodes=N] [blank=image|language|proprio] [video=true]
                                          evaluate a run's last checkpoint, write eval.json
                                          (with blank=: that input zeroed, eval_blank-<input>.json)
+  gr00t-ppo export run_dir=<dir> [format=onnx|torchscript]
+                                         the deterministic policy, normalization folded in, as
+                                         <dir>/export/policy.onnx (or policy.pt) + policy.json
   gr00t-ppo verify [key=value ...] [--json]
   gr00t-ppo verify run_dir=<dir> [--json]
                                          audit the 37 PPO details on the live pipeline
@@ -152,6 +155,29 @@ def eval_main(argv: list[str]) -> int:
     return 0
 
 
+def export_main(argv: list[str]) -> int:
+    """Writes a run's policy for deployment (ONNX or TorchScript) and the JSON describing its inputs."""
+    _quiet()
+    from gr00t_torchrl.checkpoint import CheckpointError
+    from gr00t_torchrl.config import ConfigError, parse_overrides
+
+    try:
+        args = parse_overrides(argv)
+        unknown = sorted(set(args) - {"run_dir", "format"})
+        if unknown:
+            raise ConfigError(f"Unknown setting '{unknown[0]}' for export; it takes run_dir=<dir> and format=onnx|torchscript.")
+        if "run_dir" not in args:
+            raise ConfigError("export needs run_dir=<a run directory>.")
+        from gr00t_torchrl.export import export_run
+
+        result = export_run(Path(str(args["run_dir"])), str(args.get("format", "onnx")))
+    except (ConfigError, CheckpointError) as err:
+        return _fail(str(err))
+    inputs = ", ".join(f"{i['name']} {i['dtype']}{i['shape'][1:]}" for i in result["inputs"])
+    print(f"export: {result['path']} (inputs: {inputs}; action {result['outputs'][0]['kind']}) and {result['json']}")
+    return 0
+
+
 def verify_main(argv: list[str]) -> int:
     """Audits the PPO details of a task's pipeline, or of a finished run; prints a table or JSON."""
     _quiet()
@@ -195,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         return eval_main(rest)
     if command == "verify":
         return verify_main(rest)
+    if command == "export":
+        return export_main(rest)
     return _fail(f"unknown command '{command}'.\n{USAGE}")
 
 

@@ -162,8 +162,17 @@ class LearnedInstructionEncoder(nn.Module):
         self.embedding = nn.EmbeddingBag(vocab_size, dim, mode="mean", padding_idx=0)
         self.vocab_size = vocab_size
         self.out_features = dim
+        self.by_lookup = False  # True: `pooled_by_lookup` (for export: ONNX has no EmbeddingBag with padding)
+
+    def pooled_by_lookup(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The same mean as the EmbeddingBag's, from a plain lookup and a mask (0 where all is padding)."""
+        words = tokens != 0
+        vectors = nn.functional.embedding(tokens.long(), self.embedding.weight) * words.unsqueeze(-1)
+        return vectors.sum(-2) / words.sum(-1, keepdim=True).clamp_min(1)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if self.by_lookup:
+            return self.pooled_by_lookup(tokens)
         try:
             pooled = self.embedding(tokens.long().reshape(-1, tokens.shape[-1]))
         except (IndexError, RuntimeError) as err:  # the CPU kernel's own bounds check: no extra host read per step

@@ -64,6 +64,15 @@ def test_instruction_embeddings_are_the_mean_over_words_without_padding():
         words(torch.tensor([[3, 12, 0, 0]]))
 
 
+def test_the_export_form_of_the_instruction_mean_equals_the_embedding_bag():
+    words = LearnedInstructionEncoder(10, 4)
+    tokens = torch.tensor([[3, 5, 0, 0], [3, 0, 0, 0], [0, 0, 0, 0], [1, 9, 9, 2]])
+    words.by_lookup = True
+    looked_up = words(tokens)
+    words.by_lookup = False
+    assert torch.allclose(looked_up, words(tokens), atol=1e-6) and torch.equal(looked_up[2], torch.zeros(4))
+
+
 def test_film_starts_as_the_identity_and_then_lets_words_change_the_picture():
     cfg = EncoderConfig(**{**SMALL.__dict__, "fusion": "film"})
     encoder = MultiModalEncoder.from_spec(spec(), cfg, vocab_sizes={"instruction": 10})

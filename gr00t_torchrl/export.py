@@ -1,0 +1,177 @@
+"""A trained policy for deployment: one file (ONNX or TorchScript) and a JSON that says how to call it.
+
+The exported module takes the raw observation groups the policy reads (the proprioception vector as
+float32, images as uint8 [C, H, W], instructions as int64 token ids), normalizes the vector groups
+with the run's frozen statistics (details 28-29, folded in), runs the deterministic actor (the
+Gaussian's mean, or the categorical's most likely action) and clips continuous actions to the
+action bounds, as the env step does in training (detail 27). Nothing of this package is needed to
+run it: `onnxruntime` or `torch.jit.load` is enough.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from gr00t_torchrl import checkpoint as ckpt
+from gr00t_torchrl.config import ConfigError
+from gr00t_torchrl.durable import write_text_atomic
+from gr00t_torchrl.envs import find_transform, vector_env
+from gr00t_torchrl.modules import MultiModalEncoder
+from gr00t_torchrl.modules.multimodal import LearnedInstructionEncoder
+from gr00t_torchrl.pipeline import Pipeline, build_pipeline
+from gr00t_torchrl.tasks import read_for_inspection
+from gr00t_torchrl.transforms import RunningObservationNorm
+
+FORMATS = {"onnx": "policy.onnx", "torchscript": "policy.pt"}
+OPSET = 17
+
+
+class DeployedPolicy(nn.Module):
+    """Raw observation groups in (in `input_names` order), the deterministic action out."""
+
+    def __init__(
+        self, encoder: nn.Module | None, head: nn.Module, discrete: bool, means: list[torch.Tensor | None],
+        stds: list[torch.Tensor | None], clip: float, low: torch.Tensor | None, high: torch.Tensor | None,
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+        self.discrete = discrete
+        self.normalized = [mean is not None for mean in means]
+        for index, (mean, std) in enumerate(zip(means, stds)):
+            if mean is not None:
+                self.register_buffer(f"mean_{index}", mean.detach().clone().float())
+                self.register_buffer(f"std_{index}", std.detach().clone().float())
+        self.clip = clip
+        self.bounded = low is not None
+        if low is not None:
+            self.register_buffer("low", low.detach().clone().float())
+            self.register_buffer("high", high.detach().clone().float())
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        xs = []
+        for index, x in enumerate(inputs):
+            if self.normalized[index]:
+                mean, std = getattr(self, f"mean_{index}"), getattr(self, f"std_{index}")
+                x = ((x - mean) / std).clamp(-self.clip, self.clip)
+            xs.append(x)
+        features = self.encoder(*xs) if self.encoder is not None else xs[0]
+        if self.discrete:
+            return self.head(features).argmax(-1)
+        action = self.head(features)[0]  # (loc, scale): the mean is the deterministic action
+        if self.bounded:
+            action = torch.maximum(torch.minimum(action, self.high), self.low)
+        return action
+
+
+def deployed_policy(pipeline: Pipeline) -> tuple[DeployedPolicy, list[str]]:
+    """The pipeline's actor as a `DeployedPolicy`, and the names of its inputs in call order."""
+    actor = pipeline.module.actor
+    encoders = [m for m in actor.modules() if isinstance(m, MultiModalEncoder)]
+    encoder = encoders[0] if encoders else None
+    for words in actor.modules():
+        if isinstance(words, LearnedInstructionEncoder):
+            words.by_lookup = True  # the same numbers through ops every exporter knows
+    # the module that computes the distribution's parameters: (loc, scale) of a Gaussian, a categorical's logits
+    params = [m for m in actor.modules() if list(getattr(m, "out_keys", [])) in (["loc", "scale"], ["logits"])]
+    discrete = list(params[0].out_keys) == ["logits"]
+    head = params[0].module
+    input_names = list(encoder.in_keys) if encoder is not None else ["observation"]
+    norm = find_transform(pipeline.env, RunningObservationNorm)
+    means, stds, clip = [], [], 0.0
+    for key in input_names:
+        if norm is not None and key in norm.in_keys:
+            stats = norm.stats[norm.in_keys.index(key)]
+            means.append(stats.mean)
+            stds.append(stats.std(norm.eps))
+            clip = norm.clip
+        else:
+            means.append(None)
+            stds.append(None)
+    low = high = None
+    space = getattr(vector_env(pipeline.env), "single_action_space", None)  # the env's own bounds (the clip's)
+    if not discrete and pipeline.cfg.env.clip_actions and hasattr(space, "low"):
+        low, high = torch.as_tensor(space.low, dtype=torch.float32), torch.as_tensor(space.high, dtype=torch.float32)
+        if not (torch.isfinite(low).all() and torch.isfinite(high).all()):
+            low = high = None
+    policy = DeployedPolicy(encoder.module if encoder is not None else None, head, discrete, means, stds, clip, low, high)
+    return policy.eval(), input_names
+
+
+def example_inputs(pipeline: Pipeline, names: list[str], batch: int = 1) -> tuple[torch.Tensor, ...]:
+    """Zero tensors of each input's shape and dtype, `batch` rows."""
+    spec = pipeline.env.observation_spec
+    return tuple(torch.zeros(batch, *spec[name].shape[1:], dtype=spec[name].dtype) for name in names)
+
+
+def description(pipeline: Pipeline, policy: DeployedPolicy, names: list[str], fmt: str, file: str) -> dict[str, Any]:
+    spec = pipeline.env.observation_spec
+    action_spec = pipeline.env.action_spec
+    action: dict[str, Any]
+    if policy.discrete:
+        action = {"name": "action", "kind": "discrete", "shape": ["batch"], "dtype": "int64",
+                  "n": int(action_spec.space.n)}
+    else:
+        action = {"name": "action", "kind": "continuous", "shape": ["batch", int(action_spec.shape[-1])],
+                  "dtype": "float32", "clipped_to_bounds": policy.bounded}
+        if policy.bounded:
+            action.update(low=policy.low.tolist(), high=policy.high.tolist())
+    return {
+        "task": pipeline.cfg.task,
+        "format": fmt,
+        "file": file,
+        "inputs": [
+            {"name": name, "shape": ["batch", *[int(s) for s in spec[name].shape[1:]]],
+             "dtype": str(spec[name].dtype).replace("torch.", ""), "normalized_inside": policy.normalized[i]}
+            for i, name in enumerate(names)
+        ],
+        "outputs": [action],
+        "deterministic": True,
+    }
+
+
+def export_run(run_dir: Path, fmt: str) -> dict[str, Any]:
+    """Writes `<run_dir>/export/policy.onnx` (or policy.pt) and policy.json from the last checkpoint."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"The setting 'format' must be one of {', '.join(FORMATS)}; got '{fmt}'.")
+    cfg = read_for_inspection(run_dir)
+    path = ckpt.checkpoint_path(run_dir)
+    saved = ckpt.load(path)
+    pipeline = build_pipeline(cfg, L.Fabric(accelerator="cpu", devices=1))
+    ckpt.load_for_inspection(pipeline, saved, path)
+    policy, names = deployed_policy(pipeline)
+    out_dir = run_dir / "export"
+    out_dir.mkdir(exist_ok=True)
+    target = out_dir / FORMATS[fmt]
+    example = example_inputs(pipeline, names, batch=2)
+    partial = target.with_name(target.name + ".partial")
+    with torch.no_grad():
+        if fmt == "onnx":
+            write_onnx(policy, example, names, partial)
+        else:
+            torch.jit.save(torch.jit.trace(policy, example), str(partial))
+    partial.replace(target)  # a failed export never leaves a half-written policy under the final name
+    info = description(pipeline, policy, names, fmt, target.name)
+    json_path = out_dir / "policy.json"
+    write_text_atomic(json_path, json.dumps(info, indent=1) + "\n")
+    return {"path": str(target), "json": str(json_path), "env_steps": saved["env_steps"], **info}
+
+
+def write_onnx(policy: DeployedPolicy, example: tuple[torch.Tensor, ...], names: list[str], path: Path) -> None:
+    try:
+        import onnx  # noqa: F401  (torch.onnx needs it)
+    except ImportError:
+        raise ConfigError("format=onnx needs the onnx package: pip install -e '.[export]'.") from None
+    torch.onnx.export(
+        policy, example, str(path), input_names=names, output_names=["action"], opset_version=OPSET,
+        dynamic_axes={**{name: {0: "batch"} for name in names}, "action": {0: "batch"}}, dynamo=False,
+    )
+
+
+__all__ = ["DeployedPolicy", "deployed_policy", "export_run"]
