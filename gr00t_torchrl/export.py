@@ -23,6 +23,7 @@ from gr00t_torchrl.config import ConfigError
 from gr00t_torchrl.durable import write_text_atomic
 from gr00t_torchrl.envs import find_transform, vector_env
 from gr00t_torchrl.modules import MultiModalEncoder
+from gr00t_torchrl.modules.actor_critic import multidiscrete_nvec
 from gr00t_torchrl.modules.multimodal import LearnedInstructionEncoder
 from gr00t_torchrl.pipeline import Pipeline, build_pipeline
 from gr00t_torchrl.tasks import read_for_inspection
@@ -38,11 +39,13 @@ class DeployedPolicy(nn.Module):
     def __init__(
         self, encoder: nn.Module | None, head: nn.Module, discrete: bool, means: list[torch.Tensor | None],
         stds: list[torch.Tensor | None], clip: float, low: torch.Tensor | None, high: torch.Tensor | None,
+        nvec: list[int] | None = None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
         self.head = head
         self.discrete = discrete
+        self.nvec = nvec  # MultiDiscrete: the logits hold one slice per action dim
         self.normalized = [mean is not None for mean in means]
         for index, (mean, std) in enumerate(zip(means, stds)):
             if mean is not None:
@@ -62,6 +65,8 @@ class DeployedPolicy(nn.Module):
                 x = ((x - mean) / std).clamp(-self.clip, self.clip)
             xs.append(x)
         features = self.encoder(*xs) if self.encoder is not None else xs[0]
+        if self.nvec is not None:
+            return torch.stack([part.argmax(-1) for part in self.head(features).split(self.nvec, dim=-1)], dim=-1)
         if self.discrete:
             return self.head(features).argmax(-1)
         action = self.head(features)[0]  # (loc, scale): the mean is the deterministic action
@@ -100,7 +105,9 @@ def deployed_policy(pipeline: Pipeline) -> tuple[DeployedPolicy, list[str]]:
         low, high = torch.as_tensor(space.low, dtype=torch.float32), torch.as_tensor(space.high, dtype=torch.float32)
         if not (torch.isfinite(low).all() and torch.isfinite(high).all()):
             low = high = None
-    policy = DeployedPolicy(encoder.module if encoder is not None else None, head, discrete, means, stds, clip, low, high)
+    nvec = multidiscrete_nvec(pipeline.env.action_spec)
+    policy = DeployedPolicy(encoder.module if encoder is not None else None, head, discrete, means, stds, clip, low, high,
+                            nvec)
     return policy.eval(), input_names
 
 
@@ -114,7 +121,10 @@ def description(pipeline: Pipeline, policy: DeployedPolicy, names: list[str], fm
     spec = pipeline.env.observation_spec
     action_spec = pipeline.env.action_spec
     action: dict[str, Any]
-    if policy.discrete:
+    if policy.nvec is not None:
+        action = {"name": "action", "kind": "multidiscrete", "shape": ["batch", len(policy.nvec)], "dtype": "int64",
+                  "nvec": policy.nvec}
+    elif policy.discrete:
         action = {"name": "action", "kind": "discrete", "shape": ["batch"], "dtype": "int64",
                   "n": int(action_spec.space.n)}
     else:

@@ -30,7 +30,7 @@ from gr00t_torchrl.modules import (
     make_actor_critic,
     make_multimodal_actor_critic,
 )
-from gr00t_torchrl.modules.actor_critic import ACTIVATIONS
+from gr00t_torchrl.modules.actor_critic import ACTIVATIONS, multidiscrete_nvec
 from gr00t_torchrl.modules.multimodal import input_groups, make_privileged_predictor
 from gr00t_torchrl.ppo_module import PPOModule
 from gr00t_torchrl.seeding import rank_seeds
@@ -88,7 +88,13 @@ def task_signature(cfg: Config, env: TransformedEnv) -> dict[str, Any]:
     """What a checkpoint must agree on with the pipeline it is loaded into."""
     action_spec = env.action_spec
     n = getattr(getattr(action_spec, "space", None), "n", None)
-    action = {"kind": "discrete", "n": int(n)} if n is not None else {"kind": "continuous", "dim": int(action_spec.shape[-1])}
+    nvec = multidiscrete_nvec(action_spec)
+    if nvec is not None:
+        action = {"kind": "multidiscrete", "nvec": nvec}
+    elif n is not None:
+        action = {"kind": "discrete", "n": int(n)}
+    else:
+        action = {"kind": "continuous", "dim": int(action_spec.shape[-1])}
     return {
         "task": cfg.task,
         "env_id": cfg.env.id,

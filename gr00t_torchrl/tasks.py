@@ -35,12 +35,15 @@ SPACE_DEFAULTS: dict[str, dict[str, Any]] = {
     },
 }
 
+SPACE_DEFAULTS["multidiscrete"] = SPACE_DEFAULTS["discrete"]  # a categorical per dim: the same small-task defaults
+
 # Settings a resumed run must keep: they shape the networks, the env batch or the saved statistics.
 RESUME_FIXED = (
     "env.id",
     "env.num_envs",
     "env.normalize_obs",
     "env.scale_reward",
+    "env.frame_stack",
     "network.hidden_sizes",
     "network.activation",
     "network.state_dependent_std",

@@ -12,6 +12,7 @@ from tensordict.nn import NormalParamExtractor, TensorDictModule, TensorDictModu
 from torch import nn
 from torchrl.data import TensorSpec
 from torchrl.data.tensor_specs import Categorical as CategoricalSpec
+from torchrl.data.tensor_specs import MultiCategorical as MultiCategoricalSpec
 from torchrl.envs.utils import ExplorationType, exploration_type
 from torchrl.modules import MLP, ActorValueOperator, IndependentNormal, ProbabilisticActor, ValueOperator
 
@@ -191,6 +192,69 @@ class CategoricalActor(ProbabilisticActor):
         )
 
 
+class IndependentCategoricals(torch.distributions.Distribution):
+    """Detail 37: one categorical per action dim of a MultiDiscrete space; log-probs and entropies summed.
+
+    `logits` [..., sum(nvec)] holds each dim's logits one after the other; an action is [..., len(nvec)]
+    integer choices. The deterministic action is each dim's most likely choice.
+    """
+
+    arg_constraints: dict = {}
+
+    def __init__(self, logits: torch.Tensor, nvec: Sequence[int]) -> None:
+        self.nvec = tuple(int(n) for n in nvec)
+        self.parts = [torch.distributions.Categorical(logits=part) for part in logits.split(self.nvec, dim=-1)]
+        super().__init__(batch_shape=logits.shape[:-1], event_shape=torch.Size([len(self.nvec)]), validate_args=False)
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+        return torch.stack([part.sample(sample_shape) for part in self.parts], dim=-1)
+
+    def log_prob(self, action: torch.Tensor) -> torch.Tensor:
+        return torch.stack([part.log_prob(a) for part, a in zip(self.parts, action.unbind(-1))], dim=-1).sum(-1)
+
+    def entropy(self) -> torch.Tensor:
+        return torch.stack([part.entropy() for part in self.parts], dim=-1).sum(-1)
+
+    @property
+    def deterministic_sample(self) -> torch.Tensor:
+        return torch.stack([part.logits.argmax(-1) for part in self.parts], dim=-1)
+
+    mode = deterministic_sample
+
+
+@torch.distributions.kl.register_kl(IndependentCategoricals, IndependentCategoricals)
+def _kl_independent_categoricals(p: IndependentCategoricals, q: IndependentCategoricals) -> torch.Tensor:
+    """The KL of independent dims is the sum of theirs (the KL-adaptive LR reads it)."""
+    terms = [torch.distributions.kl_divergence(a, b) for a, b in zip(p.parts, q.parts)]
+    return torch.stack(terms, dim=-1).sum(-1)
+
+
+class MultiCategoricalActor(ProbabilisticActor):
+    """A policy over a MultiDiscrete action space (detail 37): one MLP, each dim's logits a slice of its output."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        nvec: Sequence[int],
+        hidden_sizes: Sequence[int] = (64, 64),
+        activation: str = "tanh",
+        orthogonal_init: bool = True,
+        in_key: str = "observation",
+    ) -> None:
+        self.nvec = [int(n) for n in nvec]
+        logits_net = make_mlp(obs_dim, sum(self.nvec), hidden_sizes, activation)
+        if orthogonal_init:
+            orthogonal_init_(logits_net, POLICY_OUTPUT_GAIN)
+        super().__init__(
+            TensorOutputModule(logits_net, in_keys=[in_key], out_keys=["logits"]),
+            in_keys=["logits"],
+            out_keys=["action"],
+            distribution_class=IndependentCategoricals,
+            distribution_kwargs={"nvec": tuple(self.nvec)},
+            return_log_prob=True,
+        )
+
+
 class Critic(TensorOutputs, ValueOperator):
     """A state-value MLP, separate from the actor (details 13, 26), writing "state_value".
 
@@ -214,6 +278,20 @@ class Critic(TensorOutputs, ValueOperator):
         super().__init__(value_net, in_keys=[obs_key] if isinstance(obs_key, str) else list(obs_key))
 
 
+def multidiscrete_nvec(action_spec: TensorSpec) -> list[int] | None:
+    """The choices per dim of a MultiDiscrete action spec, or None for any other kind.
+
+    TorchRL writes a batched Gymnasium MultiDiscrete space as an integer box (`BoundedDiscrete`,
+    choices 0..high per dim), a single env's as `MultiCategorical`.
+    """
+    if isinstance(action_spec, MultiCategoricalSpec):
+        return action_spec.nvec.reshape(-1, action_spec.shape[-1])[0].tolist()
+    if isinstance(action_spec, CategoricalSpec) or action_spec.dtype.is_floating_point or action_spec.dtype == torch.bool:
+        return None
+    high = action_spec.space.high.reshape(-1, action_spec.shape[-1])[0]
+    return (high + 1).tolist()
+
+
 def make_actor(
     in_dim: int,
     action_spec: TensorSpec,
@@ -224,7 +302,10 @@ def make_actor(
     state_dependent_std: bool = False,
     in_key: str = "observation",
 ) -> ProbabilisticActor:
-    """The actor fitting the action spec: categorical for a discrete one, Gaussian for a box, reading `in_key`."""
+    """The actor fitting the action spec: categorical(s) for a discrete (MultiDiscrete) one, Gaussian for a box."""
+    nvec = multidiscrete_nvec(action_spec)
+    if nvec is not None:
+        return MultiCategoricalActor(in_dim, nvec, hidden_sizes, activation, orthogonal_init, in_key=in_key)
     if isinstance(action_spec, CategoricalSpec):
         return CategoricalActor(in_dim, action_spec.space.n, hidden_sizes, activation, orthogonal_init, in_key=in_key)
     return GaussianActor(in_dim, action_spec.shape[-1], hidden_sizes, activation, orthogonal_init, init_log_std,

@@ -105,6 +105,21 @@ def test_a_multimodal_policy_exports_with_image_and_instruction_inputs(tmp_path)
             td = env.step_and_maybe_reset(td.set("action", action))[1]
 
 
+@pytest.mark.parametrize(("task", "kind"), [("cartpole", "discrete"), ("PointReachMultiDiscrete-v0", "multidiscrete")])
+def test_discrete_policies_export_their_most_likely_action(tmp_path, task, kind):
+    run_dir = trained(tmp_path, f"task={task}")
+    assert main(["export", f"run_dir={run_dir}"]) == 0
+    info = json.loads((run_dir / "export" / "policy.json").read_text())
+    assert info["outputs"][0]["kind"] == kind
+    exported = runner_for(run_dir / "export" / "policy.onnx")
+    _, pipeline = loaded(run_dir)
+    norm = find_transform(pipeline.env, RunningObservationNorm)
+    raw = torch.randn(64, info["inputs"][0]["shape"][1])
+    with torch.no_grad(), set_exploration_type(ExplorationType.DETERMINISTIC):
+        reference = pipeline.module.actor(TensorDict(observation=norm.normalize(0, raw), batch_size=[64]))["action"]
+    assert torch.equal(exported({"observation": raw}), reference)
+
+
 def test_the_readme_snippet_runs_an_exported_policy_without_this_package(tmp_path):
     run_dir = trained(tmp_path, "task=pendulum")
     assert main(["export", f"run_dir={run_dir}"]) == 0

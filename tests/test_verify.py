@@ -99,15 +99,27 @@ def test_each_check_passes_on_the_pipeline_and_fails_when_its_detail_is_broken(n
     assert broken.failed
 
 
+def test_the_multidiscrete_check_and_what_breaks_it(monkeypatch):
+    from gr00t_torchrl.modules import IndependentCategoricals
+
+    healthy = Audit(tiny_config("task=PointReachMultiDiscrete-v0")).run([37])[0]
+    assert healthy.status == OK and "2 dims of [3, 3] choices" in healthy.evidence, healthy.evidence
+    original = IndependentCategoricals.log_prob
+    monkeypatch.setattr(IndependentCategoricals, "log_prob", lambda self, a: original(self, a) / len(self.nvec))  # a mean
+    broken = Audit(tiny_config("task=PointReachMultiDiscrete-v0")).run([37])[0]
+    assert broken.status == WRONG and broken.failed, broken.evidence
+
+
 def test_a_whole_audit_of_each_action_space_has_no_failure():
-    for task in ("pendulum", "cartpole"):
+    for task in ("pendulum", "cartpole", "PointReachMultiDiscrete-v0"):
         findings = Audit(tiny_config(f"task={task}")).run()
         assert [f.number for f in findings] == list(range(1, 38))
         assert not [f for f in findings if f.failed], task
         statuses = {f.number: f.status for f in findings}
-        if task == "cartpole":
+        if task != "pendulum":
             assert all(statuses[n] == NA for n in (23, 24, 25, 27))
-        assert all(statuses[n] == "missing" for n in (*range(14, 20), *range(32, 38)))
+        assert statuses[37] == (OK if task == "PointReachMultiDiscrete-v0" else NA)
+        assert all(statuses[n] == "missing" for n in (*range(14, 20), *range(32, 37)))
         assert all(statuses[n] == NA for n in (20, 21, 22))  # no images: the pixel details do not apply
 
 

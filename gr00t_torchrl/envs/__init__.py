@@ -8,7 +8,10 @@ from gr00t_torchrl.envs.factory import (
     restore_env_snapshot,
     vector_env,
 )
+from gr00t_torchrl.envs.point_reach import register as _register_point_reach
 from gr00t_torchrl.envs.resumable import ResumableSyncVectorEnv
+
+_register_point_reach()  # PointReachMultiDiscrete-v0, a Gymnasium task with a MultiDiscrete action space
 
 __all__ = [
     "ResumableSyncVectorEnv",

@@ -14,7 +14,7 @@ from gr00t_torchrl.envs.isaac_api import check_isaac_api_task, is_isaac_api_task
 
 
 def action_space_kind(env_id: str, task: str | None = None) -> str:
-    """'discrete' or 'continuous' for a task id; a clear ConfigError for an unusable one."""
+    """'discrete', 'multidiscrete' or 'continuous' for a task id; a clear ConfigError for an unusable one."""
     if is_isaac_api_task(env_id):
         check_isaac_api_task(env_id)
         return "continuous"  # Isaac Lab, mjlab and the built-in tasks: continuous joint commands

@@ -64,7 +64,7 @@ class BatchClipAction(gym.wrappers.vector.TransformAction):
 
 
 def gym_action_space_kind(env_id: str, task: str | None = None) -> str:
-    """'discrete' or 'continuous' for a Gymnasium id; a clear ConfigError for anything else."""
+    """'discrete', 'multidiscrete' or 'continuous' for a Gymnasium id; a clear ConfigError for anything else."""
     from gr00t_torchrl.envs.builtin import BUILTIN_TASKS
     from gr00t_torchrl.presets import preset_names
 
@@ -81,11 +81,13 @@ def gym_action_space_kind(env_id: str, task: str | None = None) -> str:
     env.close()
     if isinstance(space, gym.spaces.Discrete):
         return "discrete"
+    if isinstance(space, gym.spaces.MultiDiscrete) and len(space.shape) == 1 and not space.start.any():
+        return "multidiscrete"
     if isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
         return "continuous"
     raise ConfigError(
-        f"The task '{task or env_id}' has a {type(space).__name__} action space; only Discrete and "
-        "1-D Box action spaces are supported (MultiDiscrete, detail 37, is not built yet)."
+        f"The task '{task or env_id}' has a {type(space).__name__} action space of shape {space.shape}; only "
+        "Discrete, 1-D MultiDiscrete (choices from 0) and 1-D Box action spaces are supported."
     )
 
 

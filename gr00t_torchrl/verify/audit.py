@@ -9,7 +9,6 @@ from typing import Any
 import lightning as L
 import torch
 from tensordict import TensorDictBase
-from torchrl.data.tensor_specs import Categorical as CategoricalSpec
 
 from gr00t_torchrl import checkpoint as ckpt
 from gr00t_torchrl.config import Config
@@ -69,7 +68,7 @@ class Audit:
     # ---------------------------------------------------------------- measured lazily
     @property
     def continuous(self) -> bool:
-        return not isinstance(self.pipeline.env.action_spec, CategoricalSpec)
+        return self.pipeline.env.action_spec.dtype.is_floating_point  # not Discrete, not MultiDiscrete
 
     @property
     def raw_batch(self) -> TensorDictBase:
