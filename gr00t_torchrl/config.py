@@ -48,6 +48,9 @@ class EnvConfig:
     scale_reward: bool = _field(True, "detail 30: divide rewards by the running std of the discounted return")
     reward_clip: float = _field(10.0, "detail 31: clip scaled rewards to [-reward_clip, reward_clip]", gt=0)
     clip_actions: bool = _field(True, "detail 27: clip actions to the bounds inside env.step only")
+    hide_velocity: bool = _field(
+        False, "drop the velocity entries of a classic-control task's observation (partial observability, for recurrent policies)"
+    )
     frame_stack: int = _field(1, "detail 20: the last N frames of each image group stacked along channels (TorchRL's CatFrames); 1: off", ge=1)
 
 

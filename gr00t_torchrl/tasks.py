@@ -44,6 +44,7 @@ RESUME_FIXED = (
     "env.normalize_obs",
     "env.scale_reward",
     "env.frame_stack",
+    "env.hide_velocity",
     "network.hidden_sizes",
     "network.activation",
     "network.state_dependent_std",

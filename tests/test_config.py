@@ -184,3 +184,22 @@ def test_config_command_prints_the_resolved_config_without_training(tmp_path):
     printed = build_dataclass(Config, yaml.safe_load(proc.stdout))
     assert printed == resolve_config(["task=cartpole", "ppo.lr=1e-3"])
     assert not (tmp_path / "runs").exists()
+
+
+def test_hide_velocity_keeps_the_position_entries_of_classic_control_tasks(capsys):
+    from gr00t_torchrl.cli import main
+    from gr00t_torchrl.envs import make_env
+
+    for task, width in (("CartPole-v1", 2), ("Pendulum-v1", 2), ("Acrobot-v1", 4)):
+        cfg = resolve_config([f"task={task}", "env.hide_velocity=true", "env.num_envs=2"])
+        env = make_env(cfg, seed=0)
+        assert env.observation_spec["observation"].shape == (2, width)
+        full = make_env(resolve_config([f"task={task}", "env.num_envs=2", "env.normalize_obs=false"]), seed=0).reset()
+        hidden = make_env(resolve_config([f"task={task}", "env.num_envs=2", "env.normalize_obs=false",
+                                          "env.hide_velocity=true"]), seed=0).reset()
+        keep = {"CartPole-v1": [0, 2], "Pendulum-v1": [0, 1], "Acrobot-v1": [0, 1, 2, 3]}[task]
+        assert torch.equal(hidden["observation"], full["observation"][:, keep])  # the same states, velocities gone
+    assert main(["train", "task=HalfCheetah-v5", "env.hide_velocity=true", "total_steps=64"]) == 2
+    assert main(["train", "task=Gr00t-Arm-Reach-v0", "env.hide_velocity=true", "total_steps=64"]) == 2
+    err = capsys.readouterr().err
+    assert "HalfCheetah-v5" in err and "CartPole-v1" in err and "Gr00t-Arm-Reach-v0" in err

@@ -36,11 +36,39 @@ def _forward_mujoco_warnings() -> None:
 _forward_mujoco_warnings()
 
 
-def _make_gym(env_id: str, max_episode_steps: int | None = None, render_mode: str | None = None) -> gym.Env:
+# the observation entries that are not velocities, per classic-control task (env.hide_velocity=true keeps only these)
+POSITION_ENTRIES: dict[str, list[int]] = {
+    "CartPole-v1": [0, 2],  # cart position, pole angle (no cart velocity, no pole angular velocity)
+    "Pendulum-v1": [0, 1],  # cos and sin of the angle (no angular velocity)
+    "MountainCar-v0": [0],  # position (no velocity)
+    "MountainCarContinuous-v0": [0],
+    "Acrobot-v1": [0, 1, 2, 3],  # cos and sin of both joint angles (no joint velocities)
+}
+
+
+def check_hide_velocity(env_id: str) -> None:
+    if env_id not in POSITION_ENTRIES:
+        raise ConfigError(
+            f"env.hide_velocity=true is defined for {', '.join(POSITION_ENTRIES)}; not for '{env_id}'."
+        )
+
+
+def without_velocity(env: gym.Env, env_id: str) -> gym.Env:
+    """The env with only its position entries observed (Gymnasium's observation wrapper, a new Box)."""
+    keep = POSITION_ENTRIES[env_id]
+    space = env.observation_space
+    box = gym.spaces.Box(space.low[keep], space.high[keep], dtype=space.dtype)
+    return gym.wrappers.TransformObservation(env, lambda obs: obs[keep], box)
+
+
+def _make_gym(
+    env_id: str, max_episode_steps: int | None = None, render_mode: str | None = None, hide_velocity: bool = False
+) -> gym.Env:
     kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
-    return gym.make(env_id, **kwargs)
+    env = gym.make(env_id, **kwargs)
+    return without_velocity(env, env_id) if hide_velocity else env
 
 
 class BatchClipAction(gym.wrappers.vector.TransformAction):
@@ -100,7 +128,11 @@ def make_gym_env(cfg: Config, seed: int, *, num_envs: int, train: bool = True, r
     real final one (the env is reset on the next call), so GAE can bootstrap from it (detail 5).
     With `render`, each env draws `rgb_array` frames (for evaluation videos).
     """
-    make_one = functools.partial(_make_gym, cfg.env.id, cfg.env.max_episode_steps, "rgb_array" if render else None)
+    if cfg.env.hide_velocity:
+        check_hide_velocity(cfg.env.id)
+    make_one = functools.partial(
+        _make_gym, cfg.env.id, cfg.env.max_episode_steps, "rgb_array" if render else None, cfg.env.hide_velocity
+    )
     if cfg.env.vectorization == "async":
         # a worker process per env; a worker's exception is re-raised here with its message
         vector_env = gym.vector.AsyncVectorEnv(

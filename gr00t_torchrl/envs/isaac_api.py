@@ -162,6 +162,8 @@ def make_isaac_api_env(
     cfg: Config, seed: int, *, num_envs: int, train: bool, device: str | torch.device
 ) -> TransformedEnv:
     """An Isaac-API task wrapped the Isaac Lab way, with the project's transforms, on `device`."""
+    if cfg.env.hide_velocity:
+        raise ConfigError(f"env.hide_velocity=true is defined for Gymnasium's classic-control tasks, not for '{cfg.env.id}'.")
     task = make_raw_task(cfg.env.id, num_envs, str(device), seed, cfg.env.max_episode_steps, train=train)
     env = IsaacLabApiWrapper(task, device=torch.device(device), native_autoreset=True)
     if not isinstance(env, TransformedEnv):  # TorchRL adds its auto-reset transform to batched envs
