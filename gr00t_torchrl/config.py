@@ -97,6 +97,10 @@ class NetworkConfig:
     asymmetric_critic: bool = _field(
         True, "the critic reads the env's privileged `critic` observation group where it has one (Isaac Lab API)"
     )
+    recurrent: Literal["none", "lstm", "gru"] = _field(
+        "none", "details 32-36: an LSTM or GRU before the actor's and the critic's MLPs (each its own), for partial observability"
+    )
+    recurrent_size: int = _field(128, "hidden size of the recurrent layer (network.recurrent=lstm|gru)", ge=1)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
 
 
@@ -170,6 +174,11 @@ class Config:
             raise ConfigError(
                 f"The setting 'ppo.num_minibatches' ({self.ppo.num_minibatches}) is larger than the batch "
                 f"env.num_envs * ppo.num_steps = {self.frames_per_batch}."
+            )
+        if self.network.recurrent != "none" and self.ppo.num_minibatches > self.env.num_envs:
+            raise ConfigError(
+                f"With network.recurrent={self.network.recurrent} a mini-batch is a set of whole env sequences (detail 35): "
+                f"'ppo.num_minibatches' ({self.ppo.num_minibatches}) cannot exceed env.num_envs ({self.env.num_envs})."
             )
         if self.ppo.desired_kl is not None and self.ppo.anneal_lr:
             raise ConfigError(

@@ -17,7 +17,7 @@ from gr00t_torchrl.config import Config, ConfigError
 from gr00t_torchrl.durable import write_text_atomic
 from gr00t_torchrl.envs import find_transform, make_env, vector_env
 from gr00t_torchrl.modules.multimodal import policy_inputs_by_kind
-from gr00t_torchrl.pipeline import Pipeline, build_pipeline
+from gr00t_torchrl.pipeline import Pipeline, build_pipeline, with_memory
 from gr00t_torchrl.seeding import evaluation_seed
 from gr00t_torchrl.tasks import read_for_inspection
 from gr00t_torchrl.transforms import RunningObservationNorm
@@ -61,6 +61,7 @@ def evaluate(
     """
     env = make_env(cfg, seed=evaluation_seed(cfg.seed), num_envs=episodes, train=False, device=device,
                    render=video is not None)
+    with_memory(env, actor)  # a recurrent actor's hidden states start at zero and reset with each episode
     zeroed = blanked_keys(env.observation_spec, blank)
     task = vector_env(env)
     inputs = policy_inputs_by_kind(env.observation_spec)

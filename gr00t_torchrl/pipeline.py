@@ -16,7 +16,8 @@ import torch
 from lightning.fabric.utilities.seed import seed_everything
 from tensordict.nn import TensorDictModuleBase, TensorDictSequential
 from torchrl.collectors import Collector
-from torchrl.envs import TransformedEnv
+from torchrl.envs import InitTracker, TransformedEnv
+from torchrl.modules.utils import get_primers_from_module
 from torchrl.modules import ProbabilisticActor
 
 from gr00t_torchrl.config import Config, ConfigError
@@ -32,6 +33,7 @@ from gr00t_torchrl.modules import (
 )
 from gr00t_torchrl.modules.actor_critic import ACTIVATIONS, multidiscrete_nvec
 from gr00t_torchrl.modules.multimodal import input_groups, make_privileged_predictor
+from gr00t_torchrl.modules.recurrent import make_recurrent_actor_critic, memory_layers
 from gr00t_torchrl.ppo_module import PPOModule
 from gr00t_torchrl.seeding import rank_seeds
 from gr00t_torchrl.transforms import RunningObservationNorm
@@ -114,6 +116,7 @@ def build_pipeline(cfg: Config, fabric: L.Fabric) -> Pipeline:
     env = make_env(cfg, seed=seeds.envs, device=fabric.device)
     prepare_statistics(fabric, env)
     actor, critic, policy, predictor = make_networks(cfg, env)
+    with_memory(env, policy)
     num_iterations = max(cfg.total_steps // (cfg.frames_per_batch * fabric.world_size), 1)
     module = PPOModule(cfg.ppo, actor, critic, num_iterations, fabric=fabric, privileged_predictor=predictor,
                        aux_coeff=cfg.network.encoder.privileged_aux_coeff)
@@ -147,6 +150,8 @@ def make_networks(cfg: Config, env: TransformedEnv) -> tuple[
             encoder, env.action_spec, net.hidden_sizes, net.activation, net.orthogonal_init, net.init_log_std,
             net.state_dependent_std, critic_obs,
         )
+        if net.recurrent != "none":
+            raise ConfigError("network.recurrent with images or an instruction is not built yet: use network.recurrent=none.")
         policy = TensorDictSequential(encoder, head.sampler()) if isinstance(head, GaussianActor) else actor
         predictor = None
         if net.encoder.privileged_aux_coeff > 0:
@@ -159,11 +164,30 @@ def make_networks(cfg: Config, env: TransformedEnv) -> tuple[
         return actor, critic, policy, predictor
     if net.encoder.privileged_aux_coeff > 0:
         raise ConfigError("network.encoder.privileged_aux_coeff needs a task with images or an instruction (set it to 0).")
+    if net.recurrent != "none":
+        actor, critic = make_recurrent_actor_critic(
+            spec["observation"].shape[-1], env.action_spec, net.hidden_sizes, net.activation, net.orthogonal_init,
+            net.init_log_std, net.state_dependent_std, net.recurrent, net.recurrent_size, critic_obs,
+        )
+        # the critic runs at each step too, to carry its own hidden state (as rsl_rl's recurrent actor-critic)
+        return actor, critic, TensorDictSequential(actor, critic), None
     actor, critic = make_actor_critic(
         spec["observation"].shape[-1], env.action_spec, net.hidden_sizes, net.activation, net.orthogonal_init,
         net.init_log_std, net.state_dependent_std, critic_obs,
     )
     return actor, critic, collection_policy(actor), None
+
+
+def with_memory(env: TransformedEnv, policy: TensorDictModuleBase) -> TransformedEnv:
+    """For a recurrent policy, the env transforms its hidden states need (details 33, 34); else the env as is.
+
+    `InitTracker` marks each episode's first step `is_init`; TorchRL's primers write zero hidden states
+    at every reset, both also where an Isaac-API env resets inside `step`.
+    """
+    if memory_layers(policy):
+        env.append_transform(InitTracker())
+        env.append_transform(get_primers_from_module(policy))
+    return env
 
 
 def token_vocab_sizes(task: Any) -> dict[str, int]:

@@ -11,12 +11,13 @@ from tensordict.nn import TensorDictModuleBase
 from torch.optim import Adam
 from torch.optim.lr_scheduler import LambdaLR
 from torchmetrics import MeanMetric
-from torchrl.modules import ProbabilisticActor, ValueOperator
+from torchrl.modules import ProbabilisticActor, ValueOperator, set_recurrent_mode
 from torchrl.objectives import ClipPPOLoss
 from torchrl.objectives.value import GAE
 
 from gr00t_torchrl.config import PPOConfig
 from gr00t_torchrl.modules.multimodal import PREDICTION_KEY, PRIVILEGED_KEY
+from gr00t_torchrl.modules.recurrent import memory_layers
 
 # Debug variables of detail 12, averaged over every mini-batch of an iteration.
 UPDATE_METRICS = (
@@ -63,6 +64,8 @@ class PPOModule(L.LightningModule):
         self.actor = actor
         self.critic = critic
         self.num_iterations = num_iterations
+        # recurrent actor / critic: mini-batches of whole env sequences, run in TorchRL's recurrent mode
+        self.recurrent = bool(memory_layers(actor) or memory_layers(critic))
         # the auxiliary loss's model (`make_privileged_predictor`): it shares the actor's encoder
         self.privileged_predictor = privileged_predictor
         self.aux_coeff = aux_coeff
@@ -210,12 +213,31 @@ class PPOModule(L.LightningModule):
         that DDP averages gradients; it defaults to `self.training_step` (single process).
         """
         loss_fn = loss_fn or self.training_step
-        # only the keys the loss reads: indexing every mini-batch then copies those, not the whole batch
-        flat = batch.reshape(-1).select(*self.loss_keys, strict=False)
+        # only the keys the loss reads: indexing every mini-batch then copies those, not the whole batch;
+        # a recurrent policy's batch keeps its [envs, time] shape: a mini-batch is a set of whole env
+        # sequences in time order (detail 35)
+        flat = (batch if self.recurrent else batch.reshape(-1)).select(*self.loss_keys, strict=False)
         for metric in self.update_metrics.values():
             metric.reset()
         logged: dict[str, list[torch.Tensor]] = {name: [] for name in UPDATE_METRICS}
         max_norm = self.cfg.max_grad_norm or float("inf")  # inf: measure the norm, clip nothing
+        with set_recurrent_mode(self.recurrent):  # detail 36: hidden states recomputed from each sequence's first
+            epochs_run = self._epochs(flat, optimizer, loss_fn, logged, max_norm)
+        for name, values in logged.items():
+            if values:  # one metric update per iteration, not per mini-batch: it is a per-call cost
+                self.update_metrics[name].update(torch.stack(values))
+        stats = {
+            name: float(metric.compute()) for name, metric in self.update_metrics.items() if metric.update_count
+        }
+        stats["epochs_run"] = float(epochs_run)
+        stats["skipped_updates"] = float(self.skipped_updates)
+        return stats
+
+    def _epochs(
+        self, flat: TensorDictBase, optimizer: torch.optim.Optimizer,
+        loss_fn: Callable[[TensorDictBase], TensorDictBase], logged: dict[str, list[torch.Tensor]], max_norm: float,
+    ) -> int:
+        """The epochs of shuffled mini-batches (rows, or whole env sequences); returns how many ran."""
         epochs_run = 0
         for _ in range(self.cfg.num_epochs):
             epoch_kl = []
@@ -250,15 +272,7 @@ class PPOModule(L.LightningModule):
             epochs_run += 1
             if self.cfg.target_kl is not None and epoch_kl and torch.stack(epoch_kl).mean() > self.cfg.target_kl:
                 break  # KL early stopping of the epoch loop
-        for name, values in logged.items():
-            if values:  # one metric update per iteration, not per mini-batch: it is a per-call cost
-                self.update_metrics[name].update(torch.stack(values))
-        stats = {
-            name: float(metric.compute()) for name, metric in self.update_metrics.items() if metric.update_count
-        }
-        stats["epochs_run"] = float(epochs_run)
-        stats["skipped_updates"] = float(self.skipped_updates)
-        return stats
+        return epochs_run
 
     def _all_ranks_finite(self, value: torch.Tensor) -> bool:
         """Whether `value` is finite on every rank: one skip-or-step decision for all of them.

@@ -71,19 +71,33 @@ class IsaacLabApiWrapper(IsaacLabWrapper):
         return TensorDict._new_unsafe(out, batch_size=self.batch_size, device=self.device)
 
 
+class NativeAutoresetEnv(TransformedEnv):
+    """A TransformedEnv on TorchRL's native auto-reset path, with every new episode's first step `is_init`.
+
+    TorchRL 0.14's `step_and_maybe_reset` sets `is_init` from each done key in turn ("done", then
+    "terminated", then "truncated"), all of which name the same "is_init": the last one wins, so an
+    episode that ended by termination starts without the flag. A recurrent policy would then carry its
+    memory across the boundary in the update (detail 34); here the flag is put back from "done".
+    """
+
+    def step_and_maybe_reset(self, tensordict: TensorDictBase) -> tuple[TensorDictBase, TensorDictBase]:
+        tensordict, tensordict_ = super().step_and_maybe_reset(tensordict)
+        if "is_init" in tensordict_.keys():
+            tensordict_.set("is_init", tensordict.get(("next", "done")).clone())
+        return tensordict, tensordict_
+
+
 def with_native_autoreset(env: TransformedEnv) -> TransformedEnv:
     """TorchRL's native auto-reset path for an env that resets finished envs inside `step`.
 
     TorchRL switches it on by itself (`IsaacLabWrapper(..., native_autoreset=True)`) only for Isaac
-    Lab's own env classes; mjlab and the built-in tasks get the same wiring here, so all three take
-    one path. Without it, `step_and_maybe_reset` calls `reset()` on every step where any env is
+    Lab's own env classes; all three kinds (Isaac Lab, mjlab, built-in tasks) get the same wiring here,
+    so they take one path (`NativeAutoresetEnv`). Without it, `step_and_maybe_reset` calls `reset()` on every step where any env is
     done, to put back an observation the env already returned: a large share of a rollout's time
     on the CPU, and most of its host synchronisations on a GPU. The wrapper itself is
     left as is, so an explicit partial `reset()` (evaluation) stays TorchRL's no-op for these envs.
     """
-    if env.__dict__.get("_torchrl_native_autoreset", False):  # an Isaac Lab env: TorchRL did it
-        return env
-    native = TransformedEnv(env.base_env, VecGymEnvTransform(native_autoreset=True))
+    native = NativeAutoresetEnv(env.base_env, VecGymEnvTransform(native_autoreset=True))
     native._torchrl_native_autoreset = True  # the flag step_and_maybe_reset reads (TorchRL sets it so)
     return native
 

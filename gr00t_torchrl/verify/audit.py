@@ -14,6 +14,7 @@ from gr00t_torchrl import checkpoint as ckpt
 from gr00t_torchrl.config import Config
 from gr00t_torchrl.modules.actor_critic import Critic, StateIndependentGaussianHead
 from gr00t_torchrl.modules.multimodal import MultiModalEncoder
+from gr00t_torchrl.modules.recurrent import memory_layers
 from gr00t_torchrl.pipeline import Pipeline, build_pipeline, make_collector
 from gr00t_torchrl.verify.registry import CHECKS, Finding
 
@@ -29,6 +30,9 @@ class Audit:
         head = gaussian_head(self)
         self.initial_log_std = None if head is None else head.log_std.detach().clone()
         self.trained = checkpoint is not None
+        # detail 32 likewise: the recurrent layers as initialised (copies: the audit's update changes the live ones)
+        module = self.pipeline.module
+        self.initial_memory = copy.deepcopy(memory_layers(module.actor) + memory_layers(module.critic))
         if checkpoint is not None:
             self.initial_nets = copy.deepcopy(self.initial_nets)
             ckpt.load_for_inspection(self.pipeline, ckpt.load(checkpoint), checkpoint)
@@ -77,6 +81,7 @@ class Audit:
             collector = make_collector(self.pipeline)
             self._raw_batch = next(iter(collector)).clone()
             collector.shutdown()
+            self.rollout_actor = copy.deepcopy(self.pipeline.module.actor)  # the weights the batch was collected with
             # detail 27: the stored log-probs must be those of the stored actions (checked before any update)
             flat = self._raw_batch.reshape(-1)
             key = self.pipeline.module.loss_module.tensor_keys.sample_log_prob

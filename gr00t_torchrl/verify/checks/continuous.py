@@ -13,6 +13,7 @@ from torch import nn
 
 from gr00t_torchrl.envs import find_transform, vector_env
 from gr00t_torchrl.envs.gym import BatchClipAction
+from gr00t_torchrl.modules.recurrent import memory_layers
 from gr00t_torchrl.transforms import RunningObservationNorm, RewardScaling
 from gr00t_torchrl.verify.audit import Audit, gaussian_head
 from gr00t_torchrl.verify.checks.common import linears, verdict
@@ -29,6 +30,10 @@ def _no_transform(enabled: bool, name: str) -> tuple[str, str]:
 def _dist(audit: Audit, inputs: torch.Tensor | TensorDictBase) -> torch.distributions.Distribution:
     """The policy's distribution for observation vectors, or for a TensorDict of all its inputs."""
     td = inputs if isinstance(inputs, TensorDictBase) else TensorDict({"observation": inputs}, batch_size=inputs.shape[:1])
+    for layer in memory_layers(audit.pipeline.module.actor):  # a recurrent actor: probed from episode starts
+        td.set("is_init", torch.ones(*td.shape, 1, dtype=torch.bool))
+        for key in layer.in_keys[1:-1]:
+            td.set(key, torch.zeros(*td.shape, *audit.raw_batch.get(key).shape[2:]))
     with torch.no_grad():
         return audit.pipeline.module.actor.get_dist(td.clone())
 

@@ -19,7 +19,10 @@ def _close(a: float, b: float, rel: float = 1e-4) -> bool:
 
 
 def _flat_minibatch(audit: Audit, size: int = 256) -> TensorDictBase:
-    return audit.batch.reshape(-1)[:size].clone()
+    """`size` rows of the batch. For a recurrent policy each row is a one-step sequence ([size, 1]): the
+    loss runs in TorchRL's recurrent mode, and a row then starts from its own stored hidden state."""
+    rows = audit.batch.reshape(-1)[:size].clone()
+    return rows.unsqueeze(-1) if audit.pipeline.module.recurrent else rows
 
 
 @detail(1, "vectorized architecture (N envs in lock-step, N x T rollout)")
