@@ -22,6 +22,7 @@ import torch
 from gr00t_torchrl.distributed import gather_objects
 from gr00t_torchrl.durable import write_atomic
 from gr00t_torchrl.envs import env_snapshot, restore_env_snapshot
+from gr00t_torchrl.modules.recurrent import recurrent_state_keys
 
 if TYPE_CHECKING:
     from gr00t_torchrl.pipeline import Pipeline
@@ -110,16 +111,38 @@ def set_rng_state(state: dict[str, Any]) -> None:
 # ----------------------------------------------------------------------------- a run's state
 
 
-def rank_state(pipeline: Pipeline) -> dict[str, Any]:
-    """What differs between ranks: env state, per-env transform buffers, RNG."""
+def rank_state(pipeline: Pipeline, collector: Any = None) -> dict[str, Any]:
+    """What differs between ranks: env state, per-env transform buffers, RNG, a recurrent policy's memory."""
     return {
         "env_transforms": pipeline.env.transform.state_dict(),
         "env_snapshot": env_snapshot(pipeline.env),
         "rng": rng_state(),
+        "memory": carried_memory(pipeline, collector),
     }
 
 
-def checkpoint_state(pipeline: Pipeline, state: TrainState) -> dict[str, Any]:
+def memory_keys(pipeline: Pipeline) -> list[str]:
+    """The hidden-state keys of a recurrent policy, and `is_init` (none for a feed-forward one)."""
+    keys = recurrent_state_keys(pipeline.collection_policy)
+    return [*keys, "is_init"] if keys else []
+
+
+def carried_memory(pipeline: Pipeline, collector: Any) -> dict[str, torch.Tensor] | None:
+    """The hidden states the collector carries into its next step (TorchRL keeps them in its `_carrier`)."""
+    keys = memory_keys(pipeline)
+    if not keys or collector is None:
+        return None
+    return {key: collector._carrier.get(key).clone() for key in keys}
+
+
+def restore_memory(pipeline: Pipeline, collector: Any, memory: dict[str, torch.Tensor] | None) -> None:
+    """Puts saved hidden states back into a new collector, whose first reset set them to zero."""
+    if memory is not None and memory_keys(pipeline):
+        for key, value in memory.items():
+            collector._carrier.set(key, value.to(collector._carrier.device or value.device))
+
+
+def checkpoint_state(pipeline: Pipeline, state: TrainState, collector: Any = None) -> dict[str, Any]:
     """The whole checkpoint (call on every rank: it gathers each rank's own state)."""
     return {
         "format": FORMAT_VERSION,
@@ -131,7 +154,7 @@ def checkpoint_state(pipeline: Pipeline, state: TrainState) -> dict[str, Any]:
         "optimizer": pipeline.optimizer.state_dict(),
         "scheduler": pipeline.scheduler.state_dict(),
         "skipped_updates": pipeline.module.skipped_updates,
-        "ranks": gather_objects(pipeline.fabric, rank_state(pipeline)),
+        "ranks": gather_objects(pipeline.fabric, rank_state(pipeline, collector)),
         "config": pipeline.cfg.to_dict(),
     }
 

@@ -228,6 +228,7 @@ def open_run(cfg: Config) -> Run:
         state = ckpt.restore(pipeline, saved, path)
     collector = make_collector(pipeline)
     if saved is not None:  # after every construction step that may draw random numbers
+        ckpt.restore_memory(pipeline, collector, saved["ranks"][fabric.global_rank].get("memory"))
         ckpt.set_rng_state(saved["ranks"][fabric.global_rank]["rng"])
     if fabric.is_global_zero:
         if cfg.overwrite and not resuming:
@@ -264,7 +265,7 @@ def log_iteration(run: Run, row: dict[str, float], timer: Timer) -> None:
 
 
 def save_checkpoint(run: Run) -> None:
-    full_state = ckpt.checkpoint_state(run.pipeline, run.state)  # collective: every rank takes part
+    full_state = ckpt.checkpoint_state(run.pipeline, run.state, run.collector)  # collective: every rank takes part
     if run.pipeline.fabric.is_global_zero:
         ckpt.save_atomic(full_state, run.ckpt_path)
 
