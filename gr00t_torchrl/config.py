@@ -51,7 +51,7 @@ class EnvConfig:
     hide_velocity: bool = _field(
         False, "drop the velocity entries of a classic-control task's observation (partial observability, for recurrent policies)"
     )
-    frame_stack: int = _field(1, "detail 20: the last N frames of each image group stacked along channels (TorchRL's CatFrames); 1: off", ge=1)
+    frame_stack: int = _field(1, "detail 20: the last N frames of each image group stacked along channels (TorchRL's CatFrames), or of a Gymnasium task's observation vector; 1: off", ge=1)
 
 
 @dataclass

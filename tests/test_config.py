@@ -203,3 +203,16 @@ def test_hide_velocity_keeps_the_position_entries_of_classic_control_tasks(capsy
     assert main(["train", "task=Gr00t-Arm-Reach-v0", "env.hide_velocity=true", "total_steps=64"]) == 2
     err = capsys.readouterr().err
     assert "HalfCheetah-v5" in err and "CartPole-v1" in err and "Gr00t-Arm-Reach-v0" in err
+
+
+def test_frame_stack_on_a_vector_task_keeps_the_last_observations():
+    from gr00t_torchrl.envs import make_env
+
+    cfg = resolve_config(["task=Pendulum-v1", "env.hide_velocity=true", "env.frame_stack=4", "env.num_envs=2",
+                          "env.normalize_obs=false"])
+    env = make_env(cfg, seed=0)
+    assert env.observation_spec["observation"].shape == (2, 8)
+    td = env.reset()
+    assert torch.equal(td["observation"][:, :2], td["observation"][:, 6:])  # a new episode repeats its first frame
+    stepped, _ = env.step_and_maybe_reset(td.set("action", torch.zeros(2, 1)))
+    assert torch.equal(stepped["next", "observation"][:, :6], td["observation"][:, 2:])  # one frame older

@@ -7,7 +7,7 @@ import warnings
 
 import gymnasium as gym
 import numpy as np
-from torchrl.envs import Compose, DoubleToFloat, GymWrapper, TransformedEnv
+from torchrl.envs import CatFrames, Compose, DoubleToFloat, GymWrapper, TransformedEnv
 
 from gr00t_torchrl.config import Config, ConfigError
 from gr00t_torchrl.envs.resumable import ResumableSyncVectorEnv
@@ -145,8 +145,11 @@ def make_gym_env(cfg: Config, seed: int, *, num_envs: int, train: bool = True, r
     vector_env.reset(seed=sub_env_seeds(seed, num_envs))  # later resets continue these streams
     base = GymWrapper(vector_env, device="cpu", categorical_action_encoding=True)
     transforms = [DoubleToFloat(), EpisodeStatistics(num_envs)]
+    obs_shape = tuple(base.observation_spec["observation"].shape[1:])
+    if cfg.env.frame_stack > 1:  # the last N observation vectors side by side (the feed-forward answer to hidden state)
+        transforms.append(CatFrames(N=cfg.env.frame_stack, dim=-1, in_keys=["observation"], padding="same"))
+        obs_shape = (obs_shape[0] * cfg.env.frame_stack, *obs_shape[1:])
     if cfg.env.normalize_obs:
-        obs_shape = tuple(base.observation_spec["observation"].shape[1:])
         transforms.append(RunningObservationNorm(["observation"], [obs_shape], clip=cfg.env.obs_clip))
     if train and cfg.env.scale_reward:
         transforms.append(RewardScaling(num_envs, gamma=cfg.ppo.gamma, clip=cfg.env.reward_clip))
