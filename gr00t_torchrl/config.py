@@ -185,8 +185,8 @@ class Config:
                 "The settings 'ppo.desired_kl' (an adaptive learning rate) and 'ppo.anneal_lr' (a linear one) exclude "
                 "each other; set ppo.anneal_lr=false with ppo.desired_kl."
             )
-        if not self.network.hidden_sizes or min(self.network.hidden_sizes) < 1:
-            raise ConfigError("The setting 'network.hidden_sizes' needs at least one layer of width >= 1.")
+        if min(self.network.hidden_sizes, default=1) < 1:  # empty: linear heads (e.g. on a shared CNN trunk)
+            raise ConfigError("The setting 'network.hidden_sizes' needs widths >= 1.")
         encoder = self.network.encoder
         if not (len(encoder.cnn_channels) == len(encoder.cnn_kernels) == len(encoder.cnn_strides)) or not encoder.cnn_channels:
             raise ConfigError(

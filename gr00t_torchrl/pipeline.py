@@ -100,7 +100,7 @@ def task_signature(cfg: Config, env: TransformedEnv) -> dict[str, Any]:
     return {
         "task": cfg.task,
         "env_id": cfg.env.id,
-        "obs_shape": list(env.observation_spec["observation"].shape[1:]),
+        "obs_shape": list(env.observation_spec["observation"].shape[1:]) if "observation" in env.observation_spec.keys() else [],
         "action": action,
         "num_envs": cfg.env.num_envs,
         "hidden_sizes": list(cfg.network.hidden_sizes),

@@ -7,12 +7,16 @@ import warnings
 
 import gymnasium as gym
 import numpy as np
-from torchrl.envs import CatFrames, Compose, DoubleToFloat, GymWrapper, TransformedEnv
+from torchrl.envs import CatFrames, Compose, DoubleToFloat, GymWrapper, RenameTransform, TransformedEnv
 
 from gr00t_torchrl.config import Config, ConfigError
+from gr00t_torchrl.envs.atari import is_atari_task, make_atari, register_ale
 from gr00t_torchrl.envs.resumable import ResumableSyncVectorEnv
 from gr00t_torchrl.seeding import sub_env_seeds
 from gr00t_torchrl.transforms import EpisodeStatistics, RunningObservationNorm, RewardScaling
+
+
+PIXELS = "pixels"  # the key of a Gymnasium task's image observation (the encoder's image group)
 
 
 def _forward_mujoco_warnings() -> None:
@@ -62,8 +66,11 @@ def without_velocity(env: gym.Env, env_id: str) -> gym.Env:
 
 
 def _make_gym(
-    env_id: str, max_episode_steps: int | None = None, render_mode: str | None = None, hide_velocity: bool = False
+    env_id: str, max_episode_steps: int | None = None, render_mode: str | None = None, hide_velocity: bool = False,
+    train: bool = True,
 ) -> gym.Env:
+    if is_atari_task(env_id):
+        return make_atari(env_id, train, max_episode_steps, render_mode)
     kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
@@ -97,6 +104,8 @@ def gym_action_space_kind(env_id: str, task: str | None = None) -> str:
     from gr00t_torchrl.presets import preset_names
 
     try:
+        if is_atari_task(env_id):
+            register_ale()
         env = _make_gym(env_id)
     except gym.error.Error as err:
         name = task or env_id
@@ -131,7 +140,7 @@ def make_gym_env(cfg: Config, seed: int, *, num_envs: int, train: bool = True, r
     if cfg.env.hide_velocity:
         check_hide_velocity(cfg.env.id)
     make_one = functools.partial(
-        _make_gym, cfg.env.id, cfg.env.max_episode_steps, "rgb_array" if render else None, cfg.env.hide_velocity
+        _make_gym, cfg.env.id, cfg.env.max_episode_steps, "rgb_array" if render else None, cfg.env.hide_velocity, train
     )
     if cfg.env.vectorization == "async":
         # a worker process per env; a worker's exception is re-raised here with its message
@@ -146,11 +155,21 @@ def make_gym_env(cfg: Config, seed: int, *, num_envs: int, train: bool = True, r
     base = GymWrapper(vector_env, device="cpu", categorical_action_encoding=True)
     transforms = [DoubleToFloat(), EpisodeStatistics(num_envs)]
     obs_shape = tuple(base.observation_spec["observation"].shape[1:])
+    if len(obs_shape) == 3:  # frames [C, H, W] (Atari): an image group for the encoder, never normalized
+        transforms.append(RenameTransform(["observation"], [PIXELS], create_copy=False))
+        if cfg.env.frame_stack > 1:  # detail 20
+            transforms.append(CatFrames(N=cfg.env.frame_stack, dim=-3, in_keys=[PIXELS], padding="same"))
+        return TransformedEnv(base, Compose(*transforms, *reward_transforms(cfg, num_envs, train)))
     if cfg.env.frame_stack > 1:  # the last N observation vectors side by side (the feed-forward answer to hidden state)
         transforms.append(CatFrames(N=cfg.env.frame_stack, dim=-1, in_keys=["observation"], padding="same"))
         obs_shape = (obs_shape[0] * cfg.env.frame_stack, *obs_shape[1:])
     if cfg.env.normalize_obs:
         transforms.append(RunningObservationNorm(["observation"], [obs_shape], clip=cfg.env.obs_clip))
+    return TransformedEnv(base, Compose(*transforms, *reward_transforms(cfg, num_envs, train)))
+
+
+def reward_transforms(cfg: Config, num_envs: int, train: bool) -> list:
+    """Reward scaling (details 30, 31) for training envs; evaluation keeps the raw reward."""
     if train and cfg.env.scale_reward:
-        transforms.append(RewardScaling(num_envs, gamma=cfg.ppo.gamma, clip=cfg.env.reward_clip))
-    return TransformedEnv(base, Compose(*transforms))
+        return [RewardScaling(num_envs, gamma=cfg.ppo.gamma, clip=cfg.env.reward_clip)]
+    return []

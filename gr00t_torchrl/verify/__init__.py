@@ -7,7 +7,7 @@ and reports a status with the evidence it measured:
 - ok: the detail is on and behaves as the checklist says;
 - off by config: the config switches it off or to another value (e.g. `ppo.adam_eps=1e-8`);
 - not applicable: the detail does not apply to this task (e.g. Gaussian details for a discrete task);
-- missing: not built yet (Atari / pixel, LSTM and MultiDiscrete details);
+- missing: not built yet (no detail is missing today; the status stays for checks added before their feature);
 - WRONG: the detail applies and the live objects disagree with it. `verify` exits 1 then.
 
 Layout: `registry` (statuses, `Finding`, the `@detail` registry), `audit` (the `Audit` of a built

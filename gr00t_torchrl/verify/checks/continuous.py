@@ -108,7 +108,7 @@ def check_mlps(audit: Audit) -> tuple[str, str]:
     for label, net in (("actor", audit.actor_head), ("critic", audit.critic_head)):
         sizes, activations = _describe(net)
         described.append(f"{label} {'x'.join(map(str, sizes))} {'/'.join(sorted(activations))}")
-        ok &= sizes[1:-1] == hidden and activations == {expected_activation}
+        ok &= sizes[1:-1] == hidden and activations == ({expected_activation} if hidden else set())  # [] : linear heads
     evidence = "; ".join(described)
     robot_default = hidden == ROBOT_HIDDEN and activation == "tanh"
     return verdict(ok, evidence, recommended=robot_default or not audit.continuous)
