@@ -25,6 +25,7 @@ from gr00t_torchrl.envs import find_transform, vector_env
 from gr00t_torchrl.modules import MultiModalEncoder
 from gr00t_torchrl.modules.actor_critic import multidiscrete_nvec
 from gr00t_torchrl.modules.multimodal import LearnedInstructionEncoder
+from gr00t_torchrl.modules.recurrent import memory_layers, recurrent_state_keys
 from gr00t_torchrl.pipeline import Pipeline, build_pipeline
 from gr00t_torchrl.tasks import read_for_inspection
 from gr00t_torchrl.transforms import RunningObservationNorm
@@ -33,15 +34,36 @@ FORMATS = {"onnx": "policy.onnx", "torchscript": "policy.pt"}
 OPSET = 17
 
 
+class RecurrentCore(nn.Module):
+    """One step of a TorchRL LSTMModule / GRUModule's network, its state as explicit tensors [batch, layers, hidden]."""
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        self.is_lstm = hasattr(layer, "lstm")
+        self.rnn = layer.lstm if self.is_lstm else layer.gru
+
+    def forward(self, x: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        hidden = tuple(s.transpose(0, 1).contiguous() for s in state)  # the layout torch.nn's RNNs take
+        out, new = self.rnn(x.unsqueeze(1), hidden if self.is_lstm else hidden[0])
+        new = new if self.is_lstm else (new,)
+        return (out[:, 0], *(s.transpose(0, 1) for s in new))
+
+
 class DeployedPolicy(nn.Module):
-    """Raw observation groups in (in `input_names` order), the deterministic action out."""
+    """Raw observation groups in (in `input_names` order), the deterministic action out.
+
+    A recurrent policy also takes its hidden state (zeros at an episode's start) and returns the next one
+    after the action, as Isaac Lab's exporter does: (action, *next_state) = policy(observation, *state).
+    """
 
     def __init__(
         self, encoder: nn.Module | None, head: nn.Module, discrete: bool, means: list[torch.Tensor | None],
         stds: list[torch.Tensor | None], clip: float, low: torch.Tensor | None, high: torch.Tensor | None,
-        nvec: list[int] | None = None,
+        nvec: list[int] | None = None, memory: RecurrentCore | None = None,
     ) -> None:
         super().__init__()
+        self.memory = memory
+        self.state_names: list[str] = []  # the hidden-state inputs' names, after the observation's
         self.encoder = encoder
         self.head = head
         self.discrete = discrete
@@ -57,7 +79,10 @@ class DeployedPolicy(nn.Module):
             self.register_buffer("low", low.detach().clone().float())
             self.register_buffer("high", high.detach().clone().float())
 
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        state: tuple[torch.Tensor, ...] = ()
+        if self.memory is not None:  # the observation, then the hidden state
+            inputs, state = inputs[:1], inputs[1:]
         xs = []
         for index, x in enumerate(inputs):
             if self.normalized[index]:
@@ -65,6 +90,12 @@ class DeployedPolicy(nn.Module):
                 x = ((x - mean) / std).clamp(-self.clip, self.clip)
             xs.append(x)
         features = self.encoder(*xs) if self.encoder is not None else xs[0]
+        if self.memory is not None:
+            features, *state = self.memory(features, *state)
+            return (self._action(features), *state)
+        return self._action(features)
+
+    def _action(self, features: torch.Tensor) -> torch.Tensor:
         if self.nvec is not None:
             return torch.stack([part.argmax(-1) for part in self.head(features).split(self.nvec, dim=-1)], dim=-1)
         if self.discrete:
@@ -106,19 +137,37 @@ def deployed_policy(pipeline: Pipeline) -> tuple[DeployedPolicy, list[str]]:
         if not (torch.isfinite(low).all() and torch.isfinite(high).all()):
             low = high = None
     nvec = multidiscrete_nvec(pipeline.env.action_spec)
+    layers = memory_layers(actor)
+    memory = RecurrentCore(layers[0]) if layers else None
     policy = DeployedPolicy(encoder.module if encoder is not None else None, head, discrete, means, stds, clip, low, high,
-                            nvec)
-    return policy.eval(), input_names
+                            nvec, memory)
+    policy.state_names = recurrent_state_keys(actor)
+    policy.normalized.extend([False] * len(policy.state_names))  # hidden states are never normalized
+    return policy.eval(), input_names + policy.state_names
 
 
 def example_inputs(pipeline: Pipeline, names: list[str], batch: int = 1) -> tuple[torch.Tensor, ...]:
     """Zero tensors of each input's shape and dtype, `batch` rows."""
-    spec = pipeline.env.observation_spec
+    spec = input_specs(pipeline)
     return tuple(torch.zeros(batch, *spec[name].shape[1:], dtype=spec[name].dtype) for name in names)
 
 
+def output_names(policy: DeployedPolicy) -> list[str]:
+    """"action", then for a recurrent policy "next_<state>" for each hidden-state input."""
+    return ["action", *[f"next_{name}" for name in policy.state_names]]
+
+
+def input_specs(pipeline: Pipeline) -> dict[str, Any]:
+    """Each input's spec: the observation groups, and a recurrent policy's hidden states (TorchRL's primers put
+    those among the env's observation or state entries)."""
+    env = pipeline.env
+    specs = {key: spec for key, spec in env.full_state_spec.items()}
+    specs.update({key: spec for key, spec in env.observation_spec.items()})
+    return specs
+
+
 def description(pipeline: Pipeline, policy: DeployedPolicy, names: list[str], fmt: str, file: str) -> dict[str, Any]:
-    spec = pipeline.env.observation_spec
+    spec = input_specs(pipeline)
     action_spec = pipeline.env.action_spec
     action: dict[str, Any]
     if policy.nvec is not None:
@@ -141,8 +190,11 @@ def description(pipeline: Pipeline, policy: DeployedPolicy, names: list[str], fm
              "dtype": str(spec[name].dtype).replace("torch.", ""), "normalized_inside": policy.normalized[i]}
             for i, name in enumerate(names)
         ],
-        "outputs": [action],
+        "outputs": [action, *[{"name": out, "shape": ["batch", *[int(x) for x in spec[out[5:]].shape[1:]]],
+                                "dtype": "float32"} for out in output_names(policy)[1:]]],
         "deterministic": True,
+        **({"recurrent": "pass zeros as each hidden state at an episode's first step, then the next_* outputs"}
+           if policy.memory is not None else {}),
     }
 
 
@@ -163,7 +215,7 @@ def export_run(run_dir: Path, fmt: str) -> dict[str, Any]:
     partial = target.with_name(target.name + ".partial")
     with torch.no_grad():
         if fmt == "onnx":
-            write_onnx(policy, example, names, partial)
+            write_onnx(policy, example, names, output_names(policy), partial)
         else:
             torch.jit.save(torch.jit.trace(policy, example), str(partial))
     partial.replace(target)  # a failed export never leaves a half-written policy under the final name
@@ -173,14 +225,16 @@ def export_run(run_dir: Path, fmt: str) -> dict[str, Any]:
     return {"path": str(target), "json": str(json_path), "env_steps": saved["env_steps"], **info}
 
 
-def write_onnx(policy: DeployedPolicy, example: tuple[torch.Tensor, ...], names: list[str], path: Path) -> None:
+def write_onnx(
+    policy: DeployedPolicy, example: tuple[torch.Tensor, ...], names: list[str], outputs: list[str], path: Path
+) -> None:
     try:
         import onnx  # noqa: F401  (torch.onnx needs it)
     except ImportError:
         raise ConfigError("format=onnx needs the onnx package: pip install -e '.[export]'.") from None
     torch.onnx.export(
-        policy, example, str(path), input_names=names, output_names=["action"], opset_version=OPSET,
-        dynamic_axes={**{name: {0: "batch"} for name in names}, "action": {0: "batch"}}, dynamo=False,
+        policy, example, str(path), input_names=names, output_names=outputs, opset_version=OPSET,
+        dynamic_axes={name: {0: "batch"} for name in [*names, *outputs]}, dynamo=False,
     )
 
 

@@ -142,3 +142,51 @@ def test_bad_export_requests_are_refused_with_exit_code_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "run_dir" in err and "tflite" in err and "opset" in err
     assert not (run_dir / "export" / "policy.onnx").exists()
+
+
+@pytest.mark.parametrize(("kind", "fmt"), [("lstm", "onnx"), ("gru", "torchscript")])
+def test_a_recurrent_policy_exports_its_hidden_state_as_inputs_and_outputs(tmp_path, kind, fmt):
+    run_dir = trained(tmp_path, "task=pendulum", "env.hide_velocity=true", f"network.recurrent={kind}",
+                      "network.recurrent_size=8", "env.max_episode_steps=60")
+    assert main(["export", f"run_dir={run_dir}", f"format={fmt}"]) == 0
+    info = json.loads((run_dir / "export" / "policy.json").read_text())
+    names = [i["name"] for i in info["inputs"]]
+    states = names[1:]
+    assert names[0] == "observation" and states == (["actor_memory_state_h", "actor_memory_state_c"] if kind == "lstm"
+                                                    else ["actor_memory_state_h"])
+    assert [o["name"] for o in info["outputs"]] == ["action", *[f"next_{s}" for s in states]]
+    path = run_dir / "export" / info["file"]
+    if fmt == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        run = lambda feed: [torch.as_tensor(x) for x in session.run(None, {k: v.numpy() for k, v in feed.items()})]  # noqa: E731
+    else:
+        module = torch.jit.load(str(path))
+        run = lambda feed: list(module(*(feed[n] for n in names)))  # noqa: E731
+
+    cfg, pipeline = loaded(run_dir)
+    env = make_env(cfg, seed=7, num_envs=4, train=False)  # the trained policy's own env: normalized, with its memory
+    from gr00t_torchrl.pipeline import with_memory
+
+    with_memory(env, pipeline.module.actor)
+    find_transform(env, RunningObservationNorm).load_state_dict(find_transform(pipeline.env, RunningObservationNorm).state_dict())
+    find_transform(env, RunningObservationNorm).freeze()
+    cfg.env.normalize_obs = False
+    raw = make_env(cfg, seed=7, num_envs=4, train=False)
+    td, raw_td = env.reset(), raw.reset()
+    state = {s: torch.zeros(4, *td[s].shape[1:]) for s in states}
+    resets = 0
+    with torch.no_grad(), set_exploration_type(ExplorationType.DETERMINISTIC):
+        for _ in range(200):
+            reference = pipeline.module.actor(td)["action"].clamp(-2.0, 2.0)  # in place: the next state is carried
+            outputs = run({"observation": raw_td["observation"], **state})
+            assert torch.allclose(outputs[0], reference, atol=1e-5, rtol=0)
+            stepped, td = env.step_and_maybe_reset(td.set("action", reference))
+            assert torch.allclose(td["actor_memory_state_h"], torch.where(stepped["next", "done"].unsqueeze(-1), 0.0,
+                                  outputs[1]), atol=1e-5)  # the env's carried state is the exported policy's
+            _, raw_td = raw.step_and_maybe_reset(raw_td.set("action", reference))
+            done = stepped["next", "done"].reshape(-1, 1, 1)
+            state = {s: torch.where(done, 0.0, out) for s, out in zip(states, outputs[1:])}  # zeros at a new episode
+            resets += int(done.sum())
+    assert resets >= 4
