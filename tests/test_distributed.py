@@ -115,3 +115,20 @@ def test_deferred_statistics_change_only_when_merged():
     stats.defer_updates()
     env.rollout(5, break_when_any_done=False)
     assert stats.count.item() == 0 and stats.pending.count.item() == 10
+
+
+def test_a_recurrent_policy_trains_with_ddp_and_ranks_stay_identical(tmp_path):
+    dumps, run_dir = tmp_path / "dumps", tmp_path / "run"
+    dumps.mkdir()
+    args = merged("task=pendulum", "env.hide_velocity=true", "network.recurrent=gru", "network.recurrent_size=8",
+                  f"run_dir={run_dir}", "total_steps=256", *TINY, "eval_episodes=0")
+    proc = fabric_run(ROOT / "tests" / "ddp_worker.py", str(dumps), *args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for iteration in (1, 2):
+        rank0 = torch.load(dumps / f"rank0_iteration{iteration}.pt", weights_only=True)
+        rank1 = torch.load(dumps / f"rank1_iteration{iteration}.pt", weights_only=True)
+        assert_same(rank0["module"], rank1["module"], f"iteration {iteration} module")
+        assert not torch.equal(rank0["observations"], rank1["observations"])
+    saved = ckpt.load(run_dir / "checkpoints" / "last.ckpt")
+    memories = [r["memory"]["actor_memory_state_h"] for r in saved["ranks"]]
+    assert not torch.equal(*memories)  # each rank's own carried hidden state is kept
