@@ -279,9 +279,9 @@ def test_multimodal_throughput_measures_each_env_count_and_the_uint8_storage(tmp
 
 
 def test_recurrent_benchmark_trains_every_learner_without_velocities(tmp_path):
-    run_script("recurrent.py", "--tasks", "cartpole", "--steps", "512", "--seeds", "1", "--jobs", "1", "--stem", "rec",
-               out=tmp_path)
+    run_script("recurrent.py", "--tasks", "cartpole", "--steps", "256", "--seeds", "1", "--jobs", "2",
+               "--learners", "lstm", "sb3_recurrent_ppo", "--stem", "rec", out=tmp_path)
     table = rows(tmp_path / "rec.csv")
-    assert [r["learner"] for r in table] == ["lstm", "mlp", "mlp_4_frames", "sb3_recurrent_ppo"]
-    assert all(int(r["env_steps"]) >= 512 and float(r["eval_return"]) > 0 for r in table)
+    assert [r["learner"] for r in table] == ["lstm", "sb3_recurrent_ppo"]
+    assert all(int(r["env_steps"]) >= 256 and float(r["eval_return"]) > 0 for r in table)
     assert (tmp_path / "rec_cartpole.png").is_file()
