@@ -148,6 +148,33 @@ def plot_curves(rows: list[dict], libraries: tuple[str, ...], title: str, steps:
     fig.savefig(path, dpi=100)
 
 
+def sb3_schedule(value: Any) -> Any:
+    """An RL-Zoo hyperparameter as SB3 takes it: "lin_<x>" becomes a linear schedule from x to 0."""
+    if isinstance(value, str) and value.startswith("lin_"):
+        start = float(value[4:])
+        return lambda progress_remaining: progress_remaining * start
+    return value
+
+
+def sb3_curve_callback(curve: list[tuple[int, float]]) -> Any:
+    """An SB3 callback that appends (env steps, mean return of the episodes that ended) after each rollout."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class Curve(BaseCallback):
+        def _on_rollout_start(self) -> None:
+            self.returns: list[float] = []
+
+        def _on_step(self) -> bool:
+            self.returns += [float(info["episode"]["r"]) for info in self.locals["infos"] if "episode" in info]
+            return True
+
+        def _on_rollout_end(self) -> None:
+            if self.returns:
+                curve.append((self.num_timesteps, float(np.mean(self.returns))))
+
+    return Curve()
+
+
 # --------------------------------------------------------------------------- runs of the recipe
 def threads_per_job(jobs: int) -> int:
     """Torch threads of each of `jobs` runs in parallel: the cores shared out."""

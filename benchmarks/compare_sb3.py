@@ -42,7 +42,8 @@ from pathlib import Path
 import numpy as np
 
 from common import (EVAL_EPISODES, RESULTS, markdown_table, ours_overrides, plot_curves, run_parallel, same_shape_params,
-                    seed_list, summarize, threads_per_job, train_recipe, write_markdown, write_rows)
+                    sb3_curve_callback, sb3_schedule, seed_list, summarize, threads_per_job, train_recipe, write_markdown,
+                    write_rows)
 
 from gr00t_torchrl.seeding import evaluation_seed, rank_seeds, sub_env_seeds
 
@@ -72,13 +73,6 @@ def run_ours(task: str, steps: int, seed: int, out: Path, eval_episodes: int, en
     out.write_text(json.dumps({key: run[key] for key in keys}))
 
 
-def _schedule(value):
-    if isinstance(value, str) and value.startswith("lin_"):
-        start = float(value[4:])
-        return lambda progress_remaining: progress_remaining * start
-    return value
-
-
 def sb3_eval_envs(env_id: str, seed: int, episodes: int) -> list[tuple[object, np.ndarray]]:
     """SB3's evaluation envs of base seed `seed`, each with its first observation: the start states of this
     project's evaluation episodes (gr00t_torchrl.evaluate).
@@ -101,7 +95,6 @@ def sb3_eval_envs(env_id: str, seed: int, episodes: int) -> list[tuple[object, n
 def run_sb3(env_id: str, steps: int, seed: int, out: Path, eval_episodes: int, params: dict | None = None) -> None:
     import torch
     from stable_baselines3 import PPO
-    from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.utils import set_random_seed
     from stable_baselines3.common.vec_env import VecNormalize
@@ -113,7 +106,7 @@ def run_sb3(env_id: str, steps: int, seed: int, out: Path, eval_episodes: int, p
     if kwargs is not None:
         activations = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "elu": torch.nn.ELU}
         kwargs = {**kwargs, "activation_fn": activations[kwargs["activation_fn"]]}
-    params = {k: _schedule(v) for k, v in params.items()}
+    params = {k: sb3_schedule(v) for k, v in params.items()}
     # the streams this project's run of `seed` uses (SB3's own seeding, seed + i per env, would
     # share env streams between seeds s and s + 1): torch / NumPy / Python, and one seed per env
     seeds = rank_seeds(seed)
@@ -128,22 +121,8 @@ def run_sb3(env_id: str, steps: int, seed: int, out: Path, eval_episodes: int, p
 
     curve: list[tuple[int, float]] = []
 
-    class Curve(BaseCallback):
-        def _on_rollout_start(self) -> None:
-            self.returns: list[float] = []
-
-        def _on_step(self) -> bool:
-            for info in self.locals["infos"]:
-                if "episode" in info:
-                    self.returns.append(float(info["episode"]["r"]))
-            return True
-
-        def _on_rollout_end(self) -> None:
-            if self.returns:
-                curve.append((self.num_timesteps, float(np.mean(self.returns))))
-
     start = time.perf_counter()
-    model.learn(total_timesteps=steps, callback=Curve())
+    model.learn(total_timesteps=steps, callback=sb3_curve_callback(curve))
     train_time = time.perf_counter() - start
 
     returns = []

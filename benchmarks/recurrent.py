@@ -32,7 +32,7 @@ import numpy as np
 
 from common import (
     EVAL_EPISODES, RESULTS, markdown_table, ours_overrides, plot_curves, run_parallel, seed_list, threads_per_job,
-    train_recipe, write_markdown, write_rows,
+    sb3_curve_callback, sb3_schedule, train_recipe, write_markdown, write_rows,
 )
 
 TASKS = {  # preset -> (Gymnasium id, budget, recurrent overrides of the preset)
@@ -54,19 +54,11 @@ ZOO = {
 }
 
 
-def _schedule(value):
-    if isinstance(value, str) and value.startswith("lin_"):
-        start = float(value[4:])
-        return lambda progress: progress * start
-    return value
-
-
 def run_sb3(env_id: str, steps: int, seed: int, out: Path) -> None:
     """RecurrentPPO on `env_id` without velocities; writes its eval return, curve and time to `out`."""
     import gymnasium as gym
     import torch
     from sb3_contrib import RecurrentPPO
-    from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.utils import set_random_seed
     from stable_baselines3.common.vec_env import VecNormalize
@@ -76,7 +68,7 @@ def run_sb3(env_id: str, steps: int, seed: int, out: Path) -> None:
 
     params = dict(ZOO[env_id])
     n_envs, normalize = params.pop("n_envs"), params.pop("normalize")
-    params = {k: _schedule(v) for k, v in params.items()}
+    params = {k: sb3_schedule(v) for k, v in params.items()}
     seeds = rank_seeds(seed)
     set_random_seed(seeds.torch)
     make = lambda: without_velocity(gym.make(env_id), env_id)  # noqa: E731
@@ -90,20 +82,8 @@ def run_sb3(env_id: str, steps: int, seed: int, out: Path) -> None:
                          device="cpu", **params)
     curve: list[tuple[int, float]] = []
 
-    class Curve(BaseCallback):
-        def _on_rollout_start(self) -> None:
-            self.returns: list[float] = []
-
-        def _on_step(self) -> bool:
-            self.returns += [float(i["episode"]["r"]) for i in self.locals["infos"] if "episode" in i]
-            return True
-
-        def _on_rollout_end(self) -> None:
-            if self.returns:
-                curve.append((self.num_timesteps, float(np.mean(self.returns))))
-
     start = time.perf_counter()
-    model.learn(total_timesteps=steps, callback=Curve())
+    model.learn(total_timesteps=steps, callback=sb3_curve_callback(curve))
     train_time = time.perf_counter() - start
     returns = []
     for env_seed in sub_env_seeds(evaluation_seed(seed), EVAL_EPISODES):

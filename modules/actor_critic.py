@@ -168,30 +168,6 @@ class GaussianSampler(TensorDictModuleBase):
         return tensordict
 
 
-class CategoricalActor(ProbabilisticActor):
-    """A categorical policy over a discrete action space, logits from an MLP."""
-
-    def __init__(
-        self,
-        obs_dim: int,
-        num_actions: int,
-        hidden_sizes: Sequence[int] = (64, 64),
-        activation: str = "tanh",
-        orthogonal_init: bool = True,
-        in_key: str = "observation",
-    ) -> None:
-        logits_net = make_mlp(obs_dim, num_actions, hidden_sizes, activation)
-        if orthogonal_init:
-            orthogonal_init_(logits_net, POLICY_OUTPUT_GAIN)
-        super().__init__(
-            TensorOutputModule(logits_net, in_keys=[in_key], out_keys=["logits"]),
-            in_keys=["logits"],
-            out_keys=["action"],
-            distribution_class=torch.distributions.Categorical,
-            return_log_prob=True,
-        )
-
-
 class IndependentCategoricals(torch.distributions.Distribution):
     """Detail 37: one categorical per action dim of a MultiDiscrete space; log-probs and entropies summed.
 
@@ -229,7 +205,38 @@ def _kl_independent_categoricals(p: IndependentCategoricals, q: IndependentCateg
     return torch.stack(terms, dim=-1).sum(-1)
 
 
-class MultiCategoricalActor(ProbabilisticActor):
+class CategoricalActor(ProbabilisticActor):
+    """A categorical policy over a discrete action space, logits from an MLP.
+
+    With `nvec` (a MultiDiscrete space, detail 37) the MLP's outputs are each dim's logits one after the
+    other, and the distribution is `IndependentCategoricals`.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        num_actions: int,
+        hidden_sizes: Sequence[int] = (64, 64),
+        activation: str = "tanh",
+        orthogonal_init: bool = True,
+        in_key: str = "observation",
+        nvec: Sequence[int] | None = None,
+    ) -> None:
+        self.nvec = None if nvec is None else [int(n) for n in nvec]
+        logits_net = make_mlp(obs_dim, num_actions if nvec is None else sum(self.nvec), hidden_sizes, activation)
+        if orthogonal_init:
+            orthogonal_init_(logits_net, POLICY_OUTPUT_GAIN)
+        super().__init__(
+            TensorOutputModule(logits_net, in_keys=[in_key], out_keys=["logits"]),
+            in_keys=["logits"],
+            out_keys=["action"],
+            distribution_class=torch.distributions.Categorical if nvec is None else IndependentCategoricals,
+            distribution_kwargs={} if nvec is None else {"nvec": tuple(self.nvec)},
+            return_log_prob=True,
+        )
+
+
+class MultiCategoricalActor(CategoricalActor):
     """A policy over a MultiDiscrete action space (detail 37): one MLP, each dim's logits a slice of its output."""
 
     def __init__(
@@ -241,18 +248,7 @@ class MultiCategoricalActor(ProbabilisticActor):
         orthogonal_init: bool = True,
         in_key: str = "observation",
     ) -> None:
-        self.nvec = [int(n) for n in nvec]
-        logits_net = make_mlp(obs_dim, sum(self.nvec), hidden_sizes, activation)
-        if orthogonal_init:
-            orthogonal_init_(logits_net, POLICY_OUTPUT_GAIN)
-        super().__init__(
-            TensorOutputModule(logits_net, in_keys=[in_key], out_keys=["logits"]),
-            in_keys=["logits"],
-            out_keys=["action"],
-            distribution_class=IndependentCategoricals,
-            distribution_kwargs={"nvec": tuple(self.nvec)},
-            return_log_prob=True,
-        )
+        super().__init__(obs_dim, sum(nvec), hidden_sizes, activation, orthogonal_init, in_key, nvec=nvec)
 
 
 class Critic(TensorOutputs, ValueOperator):
