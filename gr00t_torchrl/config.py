@@ -97,6 +97,11 @@ class NetworkConfig:
     asymmetric_critic: bool = _field(
         True, "the critic reads the env's privileged `critic` observation group where it has one (Isaac Lab API)"
     )
+    head: Literal["gaussian", "flow"] = _field(
+        "gaussian", "the continuous actor: a Gaussian (details 23-25), or GR00T's flow-matching head trained by FPO"
+    )
+    flow_steps: int = _field(4, "Euler steps from noise to action of the flow head (GR00T: 4)", ge=1)
+    flow_samples: int = _field(8, "(t, noise) pairs per action for the flow head's FPO ratio, drawn at collection", ge=1)
     recurrent: Literal["none", "lstm", "gru"] = _field(
         "none", "details 32-36: an LSTM or GRU before the actor's and the critic's MLPs (each its own), for partial observability"
     )
@@ -180,6 +185,13 @@ class Config:
                 f"With network.recurrent={self.network.recurrent} a mini-batch is a set of whole env sequences (detail 35): "
                 f"'ppo.num_minibatches' ({self.ppo.num_minibatches}) cannot exceed env.num_envs ({self.env.num_envs})."
             )
+        if self.network.head == "flow":
+            if self.ppo.entropy_coeff:
+                raise ConfigError(
+                    f"network.head=flow has no closed-form entropy, so 'ppo.entropy_coeff' must be 0 (got {self.ppo.entropy_coeff})."
+                )
+            if self.ppo.desired_kl is not None or self.network.recurrent != "none":
+                raise ConfigError("network.head=flow works with neither ppo.desired_kl nor network.recurrent yet.")
         if self.ppo.desired_kl is not None and self.ppo.anneal_lr:
             raise ConfigError(
                 "The settings 'ppo.desired_kl' (an adaptive learning rate) and 'ppo.anneal_lr' (a linear one) exclude "

@@ -116,6 +116,9 @@ def deployed_policy(pipeline: Pipeline) -> tuple[DeployedPolicy, list[str]]:
             words.by_lookup = True  # the same numbers through ops every exporter knows
     # the module that computes the distribution's parameters: (loc, scale) of a Gaussian, a categorical's logits
     params = [m for m in actor.modules() if list(getattr(m, "out_keys", [])) in (["loc", "scale"], ["logits"])]
+    if not params:
+        raise ConfigError("Export of this policy (the flow-matching head) is not built yet; Gaussian, categorical, "
+                          "recurrent and multimodal policies export.")
     discrete = list(params[0].out_keys) == ["logits"]
     head = params[0].module
     input_names = list(encoder.in_keys) if encoder is not None else ["observation"]

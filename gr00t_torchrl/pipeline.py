@@ -31,8 +31,9 @@ from gr00t_torchrl.modules import (
     make_actor_critic,
     make_multimodal_actor_critic,
 )
-from gr00t_torchrl.modules.actor_critic import ACTIVATIONS, multidiscrete_nvec
+from gr00t_torchrl.modules.actor_critic import ACTIVATIONS, Critic, multidiscrete_nvec
 from gr00t_torchrl.modules.multimodal import input_groups, make_privileged_predictor
+from gr00t_torchrl.modules.flow import FlowActor
 from gr00t_torchrl.modules.recurrent import make_recurrent_actor_critic, memory_layers
 from gr00t_torchrl.ppo_module import PPOModule
 from gr00t_torchrl.seeding import rank_seeds
@@ -150,8 +151,8 @@ def make_networks(cfg: Config, env: TransformedEnv) -> tuple[
             encoder, env.action_spec, net.hidden_sizes, net.activation, net.orthogonal_init, net.init_log_std,
             net.state_dependent_std, critic_obs,
         )
-        if net.recurrent != "none":
-            raise ConfigError("network.recurrent with images or an instruction is not built yet: use network.recurrent=none.")
+        if net.recurrent != "none" or net.head == "flow":
+            raise ConfigError("network.recurrent and network.head=flow with images or an instruction are not built yet.")
         policy = TensorDictSequential(encoder, head.sampler()) if isinstance(head, GaussianActor) else actor
         predictor = None
         if net.encoder.privileged_aux_coeff > 0:
@@ -164,6 +165,15 @@ def make_networks(cfg: Config, env: TransformedEnv) -> tuple[
         return actor, critic, policy, predictor
     if net.encoder.privileged_aux_coeff > 0:
         raise ConfigError("network.encoder.privileged_aux_coeff needs a task with images or an instruction (set it to 0).")
+    if net.head == "flow":
+        if not env.action_spec.dtype.is_floating_point:
+            raise ConfigError("network.head=flow needs a continuous (Box) action space.")
+        obs_dim = spec["observation"].shape[-1]
+        actor = FlowActor(obs_dim, env.action_spec.shape[-1], net.hidden_sizes, net.activation, net.flow_steps,
+                          net.flow_samples, net.orthogonal_init)
+        critic_key, critic_dim = critic_obs or ("observation", obs_dim)
+        critic = Critic(critic_dim, net.hidden_sizes, net.activation, net.orthogonal_init, obs_key=critic_key)
+        return actor, critic, actor, None
     if net.recurrent != "none":
         actor, critic = make_recurrent_actor_critic(
             spec["observation"].shape[-1], env.action_spec, net.hidden_sizes, net.activation, net.orthogonal_init,

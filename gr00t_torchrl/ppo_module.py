@@ -76,8 +76,9 @@ class PPOModule(L.LightningModule):
             critic,
             clip_epsilon=cfg.clip_epsilon,  # detail 8
             clip_value=cfg.clip_value,  # detail 9: same clip range as the surrogate
-            # detail 10: the entropy term is always computed (and logged); its weight may be 0
-            entropy_bonus=True,
+            # detail 10: the entropy term is always computed (and logged); its weight may be 0. A flow head has
+            # no closed-form entropy (its config refuses a weight), so it has no entropy term
+            entropy_bonus=not hasattr(actor, "stored_keys"),
             entropy_coeff=cfg.entropy_coeff,
             # detail 10: value loss = 0.5 * MSE weighted by vf_coef (CleanRL); TorchRL's "l2" is MSE
             critic_coeff=0.5 * cfg.vf_coef,
@@ -99,8 +100,8 @@ class PPOModule(L.LightningModule):
         self.dist_keys = list(actor.dist_params_keys) if cfg.desired_kl is not None else []
         self.loss_keys = list(
             dict.fromkeys(  # what ClipPPOLoss reads from a mini-batch
-                [*actor.in_keys, *critic.in_keys, keys.action, keys.sample_log_prob, keys.advantage,
-                 keys.value_target, keys.value, *self.dist_keys, *self._aux_keys()]
+                [*actor.in_keys, *getattr(actor, "stored_keys", []), *critic.in_keys, keys.action, keys.sample_log_prob,
+                 keys.advantage, keys.value_target, keys.value, *self.dist_keys, *self._aux_keys()]
             )
         )
 
@@ -247,7 +248,9 @@ class PPOModule(L.LightningModule):
                 if self.cfg.desired_kl is not None:
                     self._adapt_lr(optimizer, minibatch)
                 losses = loss_fn(minibatch)
-                loss = losses["loss_objective"] + losses["loss_critic"] + losses["loss_entropy"]
+                loss = losses["loss_objective"] + losses["loss_critic"]
+                if "loss_entropy" in losses.keys():
+                    loss = loss + losses["loss_entropy"]
                 if "loss_aux" in losses.keys():
                     loss = loss + losses["loss_aux"]
                 optimizer.zero_grad(set_to_none=True)
@@ -332,12 +335,13 @@ class PPOModule(L.LightningModule):
         values = {
             "policy_loss": losses["loss_objective"],
             "value_loss": losses["loss_critic"] / max(self.cfg.vf_coef, 1e-12),
-            "entropy": losses["entropy"],
             "approx_kl": approx_kl,
             "old_approx_kl": old_approx_kl,
             "clip_fraction": losses["clip_fraction"],
             "grad_norm": grad_norm,
         }
+        if "entropy" in losses.keys():  # not for a flow head
+            values["entropy"] = losses["entropy"]
         if "value_clip_fraction" in losses.keys():
             values["value_clip_fraction"] = losses["value_clip_fraction"]
         if "loss_aux" in losses.keys():

@@ -20,6 +20,7 @@ from gr00t_torchrl.verify.checks.common import linears, verdict
 from gr00t_torchrl.verify.registry import NA, OFF, OK, WRONG, detail
 
 ROBOT_HIDDEN = [256, 256]
+FLOW = "flow-matching head: actions from K Euler steps of a learned velocity field, no Gaussian"
 
 
 def _no_transform(enabled: bool, name: str) -> tuple[str, str]:
@@ -40,6 +41,8 @@ def _dist(audit: Audit, inputs: torch.Tensor | TensorDictBase) -> torch.distribu
 
 @detail(23, "actions from a Normal distribution")
 def check_normal(audit: Audit) -> tuple[str, str]:
+    if audit.cfg.network.head == "flow":
+        return NA, FLOW
     if not audit.continuous:
         return NA, "discrete actions: categorical policy"
     dist = _dist(audit, audit.policy_inputs(8))
@@ -50,6 +53,8 @@ def check_normal(audit: Audit) -> tuple[str, str]:
 
 @detail(24, "state-independent log std: a learnable parameter, init 0")
 def check_log_std(audit: Audit) -> tuple[str, str]:
+    if audit.cfg.network.head == "flow":
+        return NA, FLOW
     if not audit.continuous:
         return NA, "discrete actions"
     if audit.cfg.network.state_dependent_std:
@@ -79,6 +84,8 @@ def check_log_std(audit: Audit) -> tuple[str, str]:
 
 @detail(25, "independent action components: log-probs summed over action dims")
 def check_summed_log_probs(audit: Audit) -> tuple[str, str]:
+    if audit.cfg.network.head == "flow":
+        return NA, FLOW
     if not audit.continuous:
         return NA, "discrete actions"
     flat = audit.batch.reshape(-1)[:64]

@@ -220,10 +220,13 @@ def check_loss_terms(audit: Audit) -> tuple[str, str]:
     with torch.no_grad():
         losses = audit.pipeline.module.loss_module(minibatch)
     vf = float(losses.get("loss_critic")) / float(((value - target) ** 2).mean() / 2)
-    entropy = float(losses.get("entropy"))
-    ent = -float(losses.get("loss_entropy")) / entropy + 0.0 if entropy else float("nan")  # + 0.0: no "-0"
+    if "entropy" in losses.keys():
+        entropy = float(losses.get("entropy"))
+        ent = -float(losses.get("loss_entropy")) / entropy + 0.0 if entropy else float("nan")  # + 0.0: no "-0"
+    else:  # a flow head: no closed-form entropy, no entropy term (its config refuses a weight)
+        ent = 0.0
     evidence = f"measured vf_coef {vf:.4g} (config {audit.cfg.ppo.vf_coef:g}), ent_coef {ent:.4g} " \
-               f"(config {audit.cfg.ppo.entropy_coeff:g})"
+               f"(config {audit.cfg.ppo.entropy_coeff:g}){'' if 'entropy' in losses.keys() else '; no entropy term'}"
     ok = _close(vf, audit.cfg.ppo.vf_coef, 1e-3) and abs(ent - audit.cfg.ppo.entropy_coeff) < 1e-6
     return verdict(ok, evidence, recommended=audit.cfg.ppo.entropy_coeff == (0.0 if audit.continuous else 0.01))
 
@@ -248,6 +251,8 @@ def check_debug_variables(audit: Audit) -> tuple[str, str]:
     stats["explained_variance"] = explained_variance(audit.batch)
     wanted = ("policy_loss", "value_loss", "entropy", "approx_kl", "old_approx_kl", "clip_fraction",
               "explained_variance")
+    if audit.cfg.network.head == "flow":  # no closed-form entropy to log
+        wanted = tuple(k for k in wanted if k != "entropy")
     missing = [k for k in wanted if k not in stats or not math.isfinite(stats[k])]
     evidence = ", ".join(f"{k} {stats[k]:.3g}" for k in wanted if k in stats)
     if missing:

@@ -1,0 +1,132 @@
+"""GR00T's flow-matching action head, trained by PPO through Flow Policy Optimization (FPO).
+
+The head turns Gaussian noise into an action with K Euler steps of a learned velocity field v(x, t | s),
+as GR00T N1's action head does: x_0 ~ N(0, I), x_{k+1} = x_k + v(x_k, k / K | s) / K, the action is x_K.
+Training follows conditional flow matching: for an action a, noise e and time t, the noisy point is
+x_t = (1 - t) e + t a and the velocity target a - e.
+
+A flow has no tractable log-likelihood, so PPO's ratio comes from FPO (McAllister et al. 2025): at
+collection, N (t, e) pairs are drawn per action and stored in the TensorDict; the policy's "log-prob" of
+an action is minus its conditional flow-matching loss averaged over those pairs, so that the ratio
+exp(log_prob_new - log_prob_old) = exp(L_old - L_new) is exactly 1 at the collection parameters.
+TorchRL's ClipPPOLoss calls `get_dist(...).log_prob(action)` as for any policy, so the loss and the
+update stay the library's. There is no closed-form entropy: the entropy bonus is refused for this head.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from tensordict import TensorDictBase
+from tensordict.nn import TensorDictModuleBase
+from torch import nn
+from torchrl.envs.utils import ExplorationType, exploration_type
+
+from gr00t_torchrl.modules.actor_critic import ACTIVATIONS, make_mlp
+from gr00t_torchrl.modules.init import POLICY_OUTPUT_GAIN, orthogonal_init_
+
+FPO_T, FPO_NOISE = "fpo_t", "fpo_noise"  # the stored (t, e) pairs of each collected action
+
+
+def time_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal features of t in [0, 1], [..., dim] (sin and cos at geometrically spaced frequencies)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(1000.0) * torch.arange(half, device=t.device, dtype=t.dtype) / max(half - 1, 1))
+    angles = 2 * math.pi * t.unsqueeze(-1) * freqs
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+class VelocityNet(nn.Module):
+    """v(x, t | s): an MLP over [s, x] whose first hidden layer is scaled and shifted by t's embedding (FiLM)."""
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: Sequence[int], activation: str, time_dim: int = 32,
+                 orthogonal_init: bool = True) -> None:
+        super().__init__()
+        self.time_dim = time_dim
+        self.mlp = make_mlp(obs_dim + action_dim, action_dim, hidden_sizes, activation)
+        if orthogonal_init:
+            orthogonal_init_(self.mlp, POLICY_OUTPUT_GAIN)
+        first = hidden_sizes[0] if hidden_sizes else action_dim
+        # raw parameters, zero at first (FiLM starts as the identity), so the MLP's linears stay the MLP's own
+        self.film_weight = nn.Parameter(torch.zeros(2 * first, time_dim))
+        self.film_bias = nn.Parameter(torch.zeros(2 * first))
+
+    def forward(self, obs: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        scale, shift = nn.functional.linear(time_embedding(t, self.time_dim), self.film_weight, self.film_bias).chunk(2, -1)
+        layers = list(self.mlp)
+        h = layers[0](torch.cat([obs, x], dim=-1))
+        h = h * (1 + scale) + shift
+        for layer in layers[1:]:
+            h = layer(h)
+        return h
+
+
+class FlowRatio(torch.distributions.Distribution):
+    """What ClipPPOLoss needs from a policy: `log_prob(action)`, here minus the mean CFM loss over the stored pairs."""
+
+    arg_constraints: dict = {}
+
+    def __init__(self, net: VelocityNet, obs: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> None:
+        self.net, self.obs, self.t, self.noise = net, obs, t, noise
+        super().__init__(batch_shape=obs.shape[:-1], validate_args=False)
+
+    def log_prob(self, action: torch.Tensor) -> torch.Tensor:
+        return -cfm_loss(self.net, self.obs, action, self.t, self.noise)
+
+
+def cfm_loss(net: VelocityNet, obs: torch.Tensor, action: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """The conditional flow-matching loss of each action, averaged over its N pairs: obs [..., O], action [..., A],
+    t [..., N], noise [..., N, A] -> [...]."""
+    samples = t.shape[-1]
+    x_t = (1 - t.unsqueeze(-1)) * noise + t.unsqueeze(-1) * action.unsqueeze(-2)
+    target = action.unsqueeze(-2) - noise
+    repeated = obs.unsqueeze(-2).expand(*obs.shape[:-1], samples, obs.shape[-1])
+    velocity = net(repeated, x_t, t)
+    return (velocity - target).square().mean(-1).mean(-1)
+
+
+class FlowActor(TensorDictModuleBase):
+    """The flow-matching policy: samples by K Euler steps, and stores N (t, noise) pairs per action for FPO.
+
+    Reads "observation"; writes "action", the pairs and "action_log_prob" (minus the CFM loss, the FPO
+    log-prob) while exploring; outside exploration (evaluation) it integrates from zero noise, the
+    noise distribution's mean, and writes the action only.
+    """
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: Sequence[int], activation: str, steps: int = 4,
+                 samples: int = 8, orthogonal_init: bool = True, in_key: str = "observation") -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation}")
+        self.net = VelocityNet(obs_dim, action_dim, hidden_sizes, activation, orthogonal_init=orthogonal_init)
+        self.steps, self.samples, self.action_dim = steps, samples, action_dim
+        self.in_keys = [in_key]
+        self.out_keys = ["action", FPO_T, FPO_NOISE, "action_log_prob"]
+        self.stored_keys = [FPO_T, FPO_NOISE]  # what the update reads from the rollout besides the observation
+
+    def integrate(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """K Euler steps of the velocity field from `noise` (t = 0) to the action (t = 1)."""
+        x = noise
+        for k in range(self.steps):
+            t = torch.full(x.shape[:-1], k / self.steps, device=x.device, dtype=x.dtype)
+            x = x + self.net(obs, x, t) / self.steps
+        return x
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        obs = tensordict.get(self.in_keys[0])
+        shape = (*obs.shape[:-1], self.action_dim)
+        if exploration_type() not in (ExplorationType.RANDOM, None):  # evaluation: from the noise's mean
+            return tensordict.set("action", self.integrate(obs, obs.new_zeros(shape)))
+        action = self.integrate(obs, torch.randn(shape, device=obs.device, dtype=obs.dtype))
+        t = torch.rand((*obs.shape[:-1], self.samples), device=obs.device, dtype=obs.dtype)
+        noise = torch.randn((*obs.shape[:-1], self.samples, self.action_dim), device=obs.device, dtype=obs.dtype)
+        tensordict.set("action", action)
+        tensordict.set(FPO_T, t)
+        tensordict.set(FPO_NOISE, noise)
+        tensordict.set("action_log_prob", -cfm_loss(self.net, obs, action, t, noise))
+        return tensordict
+
+    def get_dist(self, tensordict: TensorDictBase) -> FlowRatio:
+        return FlowRatio(self.net, tensordict.get(self.in_keys[0]), tensordict.get(FPO_T), tensordict.get(FPO_NOISE))

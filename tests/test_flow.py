@@ -1,0 +1,91 @@
+"""The flow-matching action head trained by FPO: sampling, the ratio, the loss path, settings."""
+
+from __future__ import annotations
+
+import torch
+from tensordict import TensorDict
+from torchrl.envs.utils import ExplorationType, set_exploration_type
+
+from gr00t_torchrl.cli import main
+from gr00t_torchrl.modules.flow import FPO_NOISE, FPO_T, FlowActor, cfm_loss
+from gr00t_torchrl.pipeline import build_pipeline, make_collector, make_fabric
+from gr00t_torchrl.tasks import resolve_config
+from gr00t_torchrl.verify import Audit
+from tests.conftest import TINY, merged, tiny_config
+
+FLOW = ("task=pendulum", "network.head=flow", "network.flow_samples=4")
+
+
+def test_sampling_takes_k_euler_steps_and_evaluation_starts_from_zero_noise():
+    actor = FlowActor(3, 2, [16], "tanh", steps=3, samples=5)
+    calls = []
+    actor.net.register_forward_hook(lambda module, args, out: calls.append(args[2].clone()))
+    obs = torch.randn(6, 3)
+    with set_exploration_type(ExplorationType.DETERMINISTIC):
+        first = actor(TensorDict(observation=obs, batch_size=[6]))["action"]
+        second = actor(TensorDict(observation=obs, batch_size=[6]))["action"]
+    assert torch.equal(first, second) and first.shape == (6, 2)
+    assert torch.allclose(torch.stack([t[0] for t in calls[:3]]), torch.tensor([0.0, 1 / 3, 2 / 3]))  # t = k / K, K = 3
+    with torch.no_grad(), set_exploration_type(ExplorationType.RANDOM):
+        td = actor(TensorDict(observation=obs, batch_size=[6]))
+    assert td[FPO_T].shape == (6, 5) and td[FPO_NOISE].shape == (6, 5, 2)
+    assert bool(((td[FPO_T] >= 0) & (td[FPO_T] < 1)).all())
+
+
+def test_the_fpo_log_prob_is_minus_the_conditional_flow_matching_loss():
+    actor = FlowActor(3, 2, [16], "tanh", samples=4)
+    obs, action = torch.randn(5, 3), torch.randn(5, 2)
+    t, noise = torch.rand(5, 4), torch.randn(5, 4, 2)
+    by_hand = torch.zeros(5)
+    for i in range(4):  # x_t = (1 - t) e + t a, target a - e, squared error averaged over dims, then over pairs
+        x_t = (1 - t[:, i:i + 1]) * noise[:, i] + t[:, i:i + 1] * action
+        by_hand += (actor.net(obs, x_t, t[:, i]) - (action - noise[:, i])).square().mean(-1) / 4
+    assert torch.allclose(cfm_loss(actor.net, obs, action, t, noise), by_hand, atol=1e-6)
+    dist = actor.get_dist(TensorDict({"observation": obs, FPO_T: t, FPO_NOISE: noise}, batch_size=[5]))
+    log_prob = dist.log_prob(action)
+    assert torch.allclose(log_prob, -by_hand, atol=1e-6)
+    log_prob.sum().backward()
+    grads = [p.grad for p in actor.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_the_ratio_is_exactly_one_at_the_collection_parameters_and_moves_after_an_update():
+    cfg = resolve_config(merged(*TINY, *FLOW))
+    pipeline = build_pipeline(cfg, make_fabric(cfg))
+    collector = make_collector(pipeline)
+    batch = next(iter(collector)).clone()
+    collector.shutdown()
+    module = pipeline.module
+    flat = batch.reshape(-1)
+    with torch.no_grad():
+        before = module.actor.get_dist(flat.clone()).log_prob(flat["action"])
+    assert torch.equal(before, flat["action_log_prob"])  # exp(L_old - L_new) = 1 before any step
+    stats = module.update(module.compute_advantages(batch), pipeline.optimizer)
+    assert "entropy" not in stats and stats["clip_fraction"] >= 0
+    with torch.no_grad():
+        after = module.actor.get_dist(flat.clone()).log_prob(flat["action"])
+    assert not torch.allclose(after, before)
+
+
+def test_a_whole_audit_of_the_flow_head_has_no_failure():
+    findings = {f.number: f for f in Audit(tiny_config(*FLOW)).run()}
+    assert not [f for f in findings.values() if f.failed]
+    assert all(findings[n].status == "not applicable" for n in (23, 24, 25))
+    assert findings[27].status == "ok" and "stored log-probs are those of the stored actions: True" in findings[27].evidence
+
+
+def test_exporting_a_flow_policy_says_it_is_not_built_yet(tmp_path, capsys):
+    from gr00t_torchrl.runner import train
+
+    run_dir = tmp_path / "run"
+    train(resolve_config(merged(*TINY, *FLOW, "total_steps=128", "eval_episodes=1", f"run_dir={run_dir}")))
+    assert main(["export", f"run_dir={run_dir}"]) == 2
+    assert "flow-matching head" in capsys.readouterr().err
+
+
+def test_flow_settings_are_checked(capsys, tmp_path):
+    assert main(["train", *FLOW, "ppo.entropy_coeff=0.01"]) == 2
+    assert main(["train", "task=cartpole", "network.head=flow", f"run_dir={tmp_path / 'r'}"]) == 2
+    assert main(["train", *FLOW, "network.flow_steps=0"]) == 2
+    err = capsys.readouterr().err
+    assert "no closed-form entropy" in err and "continuous (Box) action space" in err and "flow_steps" in err
