@@ -29,7 +29,8 @@ def _wrappers(env: gym.Env) -> list[gym.Env]:
 
 
 def _atari_chains(audit: Audit) -> tuple[list[gym.Env], list[gym.Env]] | None:
-    """The wrapper chains of a training sub-env and an evaluation env, or None for a task that is not Atari."""
+    """The wrapper chains of a training sub-env and a fresh evaluation env (its outermost wrapper first, a game
+    the checks may play), or None for a task that is not Atari."""
     if not is_atari_task(audit.cfg.env.id):
         return None
     train_env = vector_env(audit.pipeline.env).envs[0]
@@ -49,7 +50,7 @@ def check_noop_reset(audit: Audit) -> tuple[str, str]:
     chains = _atari_chains(audit)
     if chains is None:
         return NA, NOT_ATARI
-    game = make_atari(audit.cfg.env.id, train=False)
+    game = chains[1][0]  # the evaluation env: no episodic life, whole games
     starts = []
     for seed in range(8):  # the frame each episode starts at: random no-ops make them differ
         game.reset(seed=seed)
@@ -64,7 +65,7 @@ def check_max_and_skip(audit: Audit) -> tuple[str, str]:
     chains = _atari_chains(audit)
     if chains is None:
         return NA, NOT_ATARI
-    game = make_atari(audit.cfg.env.id, train=False)
+    game = chains[1][0]  # the evaluation env: no episodic life, whole games
     game.reset(seed=0)
     before = game.unwrapped.ale.getEpisodeFrameNumber()
     game.step(0)
