@@ -23,6 +23,7 @@ from gr00t_torchrl.distributed import gather_objects
 from gr00t_torchrl.durable import write_atomic
 from gr00t_torchrl.envs import env_snapshot, restore_env_snapshot
 from gr00t_torchrl.modules.recurrent import recurrent_state_keys
+from gr00t_torchrl.transforms import RunningObservationNorm
 
 if TYPE_CHECKING:
     from gr00t_torchrl.pipeline import Pipeline
@@ -184,6 +185,25 @@ def load_for_inspection(pipeline: Pipeline, saved: dict[str, Any], path: Path) -
     """
     check_compatible(saved, pipeline.signature, path)
     _load_shared_state(pipeline, saved, rank=0)
+
+
+def initialize_from(pipeline: Pipeline, run_dir: Path) -> None:
+    """Starts a new run from another run's weights (actor and critic) and observation statistics.
+
+    The other run must have the same task, spaces and networks; its env count may differ. Its optimizer,
+    schedule, counters and other per-env buffers are left behind: this is a new run.
+    """
+    path = checkpoint_path(run_dir)
+    saved = load(path)
+    check_compatible({k: v for k, v in saved.items() if k != "num_envs"}, pipeline.signature, path)
+    pipeline.module.load_state_dict(saved["module"])
+    transforms = list(pipeline.env.transform)
+    source = saved["ranks"][0]["env_transforms"]
+    for index, transform in enumerate(transforms):
+        if isinstance(transform, RunningObservationNorm):
+            prefix = f"{index}."
+            state = {key[len(prefix):]: value for key, value in source.items() if key.startswith(prefix)}
+            transform.load_state_dict(state)
 
 
 def _load_shared_state(pipeline: Pipeline, saved: dict[str, Any], rank: int) -> None:

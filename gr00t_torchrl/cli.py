@@ -1,4 +1,4 @@
-"""Command line: `gr00t-ppo train`, `config`, `eval run_dir=...`, `export run_dir=...` and `verify`.
+"""Command line: `gr00t-ppo train`, `config`, `eval run_dir=...`, `export run_dir=...`, `collect`, `bc` and `verify`.
 
 Bad input (an unknown setting, a bad value, a refused resume) is one line on stderr and exit code 2.
 """
@@ -21,6 +21,12 @@ USAGE = """usage:
   gr00t-ppo export run_dir=<dir> [format=onnx|torchscript]
                                          the deterministic policy, normalization folded in, as
                                          <dir>/export/policy.onnx (or policy.pt) + policy.json
+  gr00t-ppo collect (run_dir=<dir> | task=<task>) episodes=N out=<dir> [noise=X] [seed=N]
+                                         demonstrations of a trained run's deterministic policy (or of
+                                         the task's scripted demonstrator), as a memory-mapped TensorDict
+  gr00t-ppo bc data=<dir> [epochs=N] [batch_size=N] [lr=X] [key=value ...]
+                                         behaviour cloning of the configured actor (e.g. network.head=flow)
+                                         on them, saved as a run directory: eval it, or train init_from=it
   gr00t-ppo verify [key=value ...] [--json]
   gr00t-ppo verify run_dir=<dir> [--json]
                                          audit the 37 PPO details on the live pipeline
@@ -178,6 +184,95 @@ def export_main(argv: list[str]) -> int:
     return 0
 
 
+def collect_main(argv: list[str]) -> int:
+    """Records demonstrations to a memory-mapped TensorDict directory."""
+    _quiet()
+    from gr00t_torchrl.checkpoint import CheckpointError
+    from gr00t_torchrl.config import ConfigError, parse_overrides, validated
+
+    try:
+        args = parse_overrides(argv)
+        unknown = sorted(set(args) - {"run_dir", "task", "episodes", "out", "noise", "seed"})
+        if unknown:
+            raise ConfigError(f"Unknown setting '{unknown[0]}' for collect; it takes run_dir=<dir> or task=<task>, "
+                              "episodes=N, out=<dir>, noise=X and seed=N.")
+        if ("run_dir" in args) == ("task" in args):
+            raise ConfigError("collect needs either run_dir=<a trained run> or task=<a task with a scripted demonstrator>.")
+        if "out" not in args:
+            raise ConfigError("collect needs out=<a new directory> for the demonstrations.")
+        episodes = validated(args.get("episodes", 100), int, "episodes", ge=1)
+        noise = validated(args.get("noise", 0.0), float, "noise", ge=0.0)
+        seed = validated(args["seed"], int, "seed", ge=0) if "seed" in args else None
+        out = Path(str(args["out"]))
+        if out.exists() and any(out.iterdir()):
+            raise ConfigError(f"'{out}' already holds files; choose a new out=<dir> (nothing was written).")
+        from gr00t_torchrl import demonstrations as demos
+
+        if "run_dir" in args:
+            import lightning as L
+
+            from gr00t_torchrl import checkpoint as ckpt
+            from gr00t_torchrl.pipeline import build_pipeline
+            from gr00t_torchrl.tasks import read_for_inspection
+
+            run_dir = Path(str(args["run_dir"]))
+            cfg = read_for_inspection(run_dir)
+            if cfg.network.recurrent != "none":
+                raise ConfigError("collect from a recurrent policy is not built yet.")
+            pipeline = build_pipeline(cfg, L.Fabric(accelerator="cpu", devices=1))
+            path = ckpt.checkpoint_path(run_dir)
+            ckpt.load_for_inspection(pipeline, ckpt.load(path), path)
+            policy, source = demos.policy_of_run(pipeline), str(run_dir)
+        else:
+            from gr00t_torchrl.tasks import resolve_config
+
+            cfg, policy, source = resolve_config([f"task={args['task']}"]), None, "scripted demonstrator"
+        data = demos.record(cfg, policy, episodes, noise, seed)
+        meta = {"task": cfg.task, "env_id": cfg.env.id, "source": source, "noise": noise, **demos.summary(data)}
+        demos.save(data, out, meta)
+    except (ConfigError, CheckpointError) as err:
+        return _fail(str(err))
+    success = f", demonstrator success rate {meta['success_rate']:.2f}" if "success_rate" in meta else ""
+    print(f"collect: {meta['episodes']} episodes, {meta['steps']} steps{success}; written to {out}")
+    return 0
+
+
+BC_SETTINGS = {"data": None, "epochs": 200, "batch_size": 256, "lr": 1e-3}
+
+
+def bc_main(argv: list[str]) -> int:
+    """Behaviour cloning on demonstrations; the result is a run directory."""
+    _quiet()
+    from gr00t_torchrl.checkpoint import CheckpointError
+    from gr00t_torchrl.config import ConfigError, validated
+
+    bc_words = [w for w in argv if w.split("=", 1)[0] in BC_SETTINGS]
+    rest = [w for w in argv if w not in bc_words]
+    try:
+        from gr00t_torchrl.config import parse_overrides
+
+        args = {**BC_SETTINGS, **parse_overrides(bc_words)}
+        if args["data"] is None:
+            raise ConfigError("bc needs data=<a directory written by gr00t-ppo collect>.")
+        epochs = validated(args["epochs"], int, "epochs", ge=1)
+        batch_size = validated(args["batch_size"], int, "batch_size", ge=1)
+        lr = validated(args["lr"], float, "lr", gt=0.0)
+        from gr00t_torchrl.demonstrations import clone_run
+        from gr00t_torchrl.tasks import resolve_config
+
+        cfg = resolve_config(rest)
+        result = clone_run(cfg, Path(str(args["data"])), epochs, batch_size, lr)
+    except (ConfigError, CheckpointError) as err:
+        return _fail(str(err))
+    scores = ""
+    if "eval_return_mean" in result:
+        scores = f"; eval return {result['eval_return_mean']:.1f}"
+        scores += f", success rate {result['success_rate']:.2f}" if "success_rate" in result else ""
+    print(f"bc: {result['demonstration_steps']} steps of {result['demonstration_episodes']} episodes, final loss {result['final_loss']:.4f}{scores}; "
+          f"run saved in {result['run_dir']} (start PPO from it with init_from={result['run_dir']})")
+    return 0
+
+
 def verify_main(argv: list[str]) -> int:
     """Audits the PPO details of a task's pipeline, or of a finished run; prints a table or JSON."""
     _quiet()
@@ -223,6 +318,10 @@ def main(argv: list[str] | None = None) -> int:
         return verify_main(rest)
     if command == "export":
         return export_main(rest)
+    if command == "collect":
+        return collect_main(rest)
+    if command == "bc":
+        return bc_main(rest)
     return _fail(f"unknown command '{command}'.\n{USAGE}")
 
 

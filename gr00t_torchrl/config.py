@@ -102,6 +102,9 @@ class NetworkConfig:
     )
     flow_steps: int = _field(4, "Euler steps from noise to action of the flow head (GR00T: 4)", ge=1)
     flow_samples: int = _field(8, "(t, noise) pairs per action for the flow head's FPO ratio, drawn at collection", ge=1)
+    flow_eval_noise: Literal["sample", "zero"] = _field(
+        "sample", "the flow head's evaluation noise: sampled (as GR00T; keeps a multimodal policy's modes) or zero (its mean)"
+    )
     recurrent: Literal["none", "lstm", "gru"] = _field(
         "none", "details 32-36: an LSTM or GRU before the actor's and the critic's MLPs (each its own), for partial observability"
     )
@@ -151,6 +154,9 @@ class Config:
     total_steps: int = _field(100_000, "env steps to train for, summed over all envs and ranks", ge=1)
     run_dir: str | None = _field(None, "where the run is saved (default runs/<task>-<time>)")
     resume: str | None = _field(None, "a run directory to continue from its last checkpoint")
+    init_from: str | None = _field(
+        None, "a run directory (a PPO run or a `gr00t-ppo bc` one) whose weights and observation statistics start this new run"
+    )
     overwrite: bool = _field(False, "start a new run in a run_dir that already holds one, deleting its files")
     accelerator: Literal["auto", "cpu", "cuda"] = _field("cpu", "Lightning accelerator")
     devices: int = _field(1, "processes / GPUs per machine (Lightning Fabric DDP when > 1)", ge=1)
@@ -185,6 +191,8 @@ class Config:
                 f"With network.recurrent={self.network.recurrent} a mini-batch is a set of whole env sequences (detail 35): "
                 f"'ppo.num_minibatches' ({self.ppo.num_minibatches}) cannot exceed env.num_envs ({self.env.num_envs})."
             )
+        if self.init_from and self.resume:
+            raise ConfigError("The settings 'init_from' (start a new run from a trained policy) and 'resume' (continue a run) exclude each other.")
         if self.network.head == "flow":
             if self.ppo.entropy_coeff:
                 raise ConfigError(

@@ -226,6 +226,8 @@ def open_run(cfg: Config) -> Run:
         path = ckpt.checkpoint_path(run_dir)
         saved = ckpt.load(path)
         state = ckpt.restore(pipeline, saved, path)
+    elif cfg.init_from:
+        ckpt.initialize_from(pipeline, Path(cfg.init_from))
     collector = make_collector(pipeline)
     if saved is not None:  # after every construction step that may draw random numbers
         ckpt.restore_memory(pipeline, collector, saved["ranks"][fabric.global_rank].get("memory"))

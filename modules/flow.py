@@ -91,17 +91,19 @@ class FlowActor(TensorDictModuleBase):
     """The flow-matching policy: samples by K Euler steps, and stores N (t, noise) pairs per action for FPO.
 
     Reads "observation"; writes "action", the pairs and "action_log_prob" (minus the CFM loss, the FPO
-    log-prob) while exploring; outside exploration (evaluation) it integrates from zero noise, the
-    noise distribution's mean, and writes the action only.
+    log-prob) while exploring; outside exploration (evaluation) it writes the action only, integrated
+    from fresh noise (`eval_noise="sample"`, as GR00T samples at inference: a multimodal policy keeps its
+    modes) or from zero, the noise's mean (`"zero"`: one action per state).
     """
 
     def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: Sequence[int], activation: str, steps: int = 4,
-                 samples: int = 8, orthogonal_init: bool = True, in_key: str = "observation") -> None:
+                 samples: int = 8, orthogonal_init: bool = True, in_key: str = "observation",
+                 eval_noise: str = "sample") -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation}")
         self.net = VelocityNet(obs_dim, action_dim, hidden_sizes, activation, orthogonal_init=orthogonal_init)
-        self.steps, self.samples, self.action_dim = steps, samples, action_dim
+        self.steps, self.samples, self.action_dim, self.eval_noise = steps, samples, action_dim, eval_noise
         self.in_keys = [in_key]
         self.out_keys = ["action", FPO_T, FPO_NOISE, "action_log_prob"]
         self.stored_keys = [FPO_T, FPO_NOISE]  # what the update reads from the rollout besides the observation
@@ -117,9 +119,12 @@ class FlowActor(TensorDictModuleBase):
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         obs = tensordict.get(self.in_keys[0])
         shape = (*obs.shape[:-1], self.action_dim)
-        if exploration_type() not in (ExplorationType.RANDOM, None):  # evaluation: from the noise's mean
-            return tensordict.set("action", self.integrate(obs, obs.new_zeros(shape)))
-        action = self.integrate(obs, torch.randn(shape, device=obs.device, dtype=obs.dtype))
+        noise = torch.randn(shape, device=obs.device, dtype=obs.dtype)
+        if exploration_type() not in (ExplorationType.RANDOM, None):  # evaluation: no FPO pairs to store
+            if self.eval_noise == "zero":  # the noise's mean: one action per state, between the modes of a multimodal policy
+                noise = torch.zeros_like(noise)
+            return tensordict.set("action", self.integrate(obs, noise))
+        action = self.integrate(obs, noise)
         t = torch.rand((*obs.shape[:-1], self.samples), device=obs.device, dtype=obs.dtype)
         noise = torch.randn((*obs.shape[:-1], self.samples, self.action_dim), device=obs.device, dtype=obs.dtype)
         tensordict.set("action", action)
@@ -127,6 +132,13 @@ class FlowActor(TensorDictModuleBase):
         tensordict.set(FPO_NOISE, noise)
         tensordict.set("action_log_prob", -cfm_loss(self.net, obs, action, t, noise))
         return tensordict
+
+    def flow_matching_loss(self, tensordict: TensorDictBase) -> torch.Tensor:
+        """Each row's conditional flow-matching loss at one fresh (t, noise) draw: the behaviour-cloning loss."""
+        obs, action = tensordict.get(self.in_keys[0]), tensordict.get("action")
+        t = torch.rand((*obs.shape[:-1], 1), device=obs.device, dtype=obs.dtype)
+        noise = torch.randn((*obs.shape[:-1], 1, self.action_dim), device=obs.device, dtype=obs.dtype)
+        return cfm_loss(self.net, obs, action, t, noise)
 
     def get_dist(self, tensordict: TensorDictBase) -> FlowRatio:
         return FlowRatio(self.net, tensordict.get(self.in_keys[0]), tensordict.get(FPO_T), tensordict.get(FPO_NOISE))

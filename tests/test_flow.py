@@ -16,15 +16,19 @@ from tests.conftest import TINY, merged, tiny_config
 FLOW = ("task=pendulum", "network.head=flow", "network.flow_samples=4")
 
 
-def test_sampling_takes_k_euler_steps_and_evaluation_starts_from_zero_noise():
-    actor = FlowActor(3, 2, [16], "tanh", steps=3, samples=5)
+def test_sampling_takes_k_euler_steps_and_evaluation_samples_or_starts_from_zero_noise():
+    actor = FlowActor(3, 2, [16], "tanh", steps=3, samples=5, eval_noise="zero")
     calls = []
     actor.net.register_forward_hook(lambda module, args, out: calls.append(args[2].clone()))
     obs = torch.randn(6, 3)
     with set_exploration_type(ExplorationType.DETERMINISTIC):
         first = actor(TensorDict(observation=obs, batch_size=[6]))["action"]
         second = actor(TensorDict(observation=obs, batch_size=[6]))["action"]
-    assert torch.equal(first, second) and first.shape == (6, 2)
+        assert torch.equal(first, second) and first.shape == (6, 2)
+        assert "fpo_t" not in actor(TensorDict(observation=obs, batch_size=[6])).keys()
+        actor.eval_noise = "sample"  # GR00T's inference: fresh noise, so a multimodal policy keeps its modes
+        third = actor(TensorDict(observation=obs, batch_size=[6]))["action"]
+    assert not torch.allclose(first, third)
     assert torch.allclose(torch.stack([t[0] for t in calls[:3]]), torch.tensor([0.0, 1 / 3, 2 / 3]))  # t = k / K, K = 3
     with torch.no_grad(), set_exploration_type(ExplorationType.RANDOM):
         td = actor(TensorDict(observation=obs, batch_size=[6]))

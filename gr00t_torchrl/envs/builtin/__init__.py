@@ -10,6 +10,7 @@ from gr00t_torchrl.envs.builtin.base import BatchedTask, TaskCfg
 from gr00t_torchrl.envs.builtin.cartpole import CartpoleTask
 from gr00t_torchrl.envs.builtin.pendulum import PendulumSwingUpTask
 from gr00t_torchrl.envs.builtin.reach_language import ReachLanguageTask
+from gr00t_torchrl.envs.builtin.two_goals import TwoGoalsTask
 
 # task id -> (class, default episode length in steps)
 BUILTIN_TASKS: dict[str, tuple[Callable[[TaskCfg], BatchedTask], int]] = {
@@ -17,6 +18,7 @@ BUILTIN_TASKS: dict[str, tuple[Callable[[TaskCfg], BatchedTask], int]] = {
     "Gr00t-Pendulum-SwingUp-v0": (PendulumSwingUpTask, 200),
     "Gr00t-Arm-Reach-v0": (ArmReachTask, 100),
     "Gr00t-Reach-Language-v0": (ReachLanguageTask, 70),
+    "Gr00t-Two-Goals-v0": (TwoGoalsTask, 30),
 }
 
 
@@ -37,4 +39,4 @@ def make_builtin_task(
 
 
 __all__ = ["BUILTIN_TASKS", "ArmReachTask", "BatchedTask", "CartpoleTask", "PendulumSwingUpTask", "ReachLanguageTask",
-           "TaskCfg", "make_builtin_task"]
+           "TaskCfg", "TwoGoalsTask", "make_builtin_task"]
