@@ -196,12 +196,20 @@ def initialize_from(pipeline: Pipeline, run_dir: Path) -> None:
     path = checkpoint_path(run_dir)
     saved = load(path)
     check_compatible({k: v for k, v in saved.items() if k != "num_envs"}, pipeline.signature, path)
-    pipeline.module.load_state_dict(saved["module"])
-    transforms = list(pipeline.env.transform)
+    try:  # the networks only: the loss's settings (clip range, coefficients) are this run's own
+        for name in ("actor", "critic"):
+            prefix = f"{name}."
+            weights = {key[len(prefix):]: value for key, value in saved["module"].items() if key.startswith(prefix)}
+            getattr(pipeline.module, name).load_state_dict(weights)
+    except RuntimeError:
+        raise CheckpointError(
+            f"The weights in {path} do not fit this run's networks: start it with the network settings of "
+            f"{run_dir}/config.yaml (network.head, network.recurrent, ...)."
+        ) from None
     source = saved["ranks"][0]["env_transforms"]
-    for index, transform in enumerate(transforms):
+    for index, transform in enumerate(pipeline.env.transform):
         if isinstance(transform, RunningObservationNorm):
-            prefix = f"{index}."
+            prefix = f"transforms.{index}."
             state = {key[len(prefix):]: value for key, value in source.items() if key.startswith(prefix)}
             transform.load_state_dict(state)
 

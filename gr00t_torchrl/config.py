@@ -155,7 +155,8 @@ class Config:
     run_dir: str | None = _field(None, "where the run is saved (default runs/<task>-<time>)")
     resume: str | None = _field(None, "a run directory to continue from its last checkpoint")
     init_from: str | None = _field(
-        None, "a run directory (a PPO run or a `gr00t-ppo bc` one) whose weights and observation statistics start this new run"
+        None, "a run directory (a PPO run or a `gr00t-ppo bc` one) whose weights and observation statistics start this "
+        "new run; the statistics then stay fixed"
     )
     overwrite: bool = _field(False, "start a new run in a run_dir that already holds one, deleting its files")
     accelerator: Literal["auto", "cpu", "cuda"] = _field("cpu", "Lightning accelerator")

@@ -65,7 +65,8 @@ def record(cfg: Config, policy: Policy | None, episodes: int, noise: float = 0.0
     """One episode in each of `episodes` envs (evaluation seeds), every step kept: raw observations, actions taken.
 
     `policy` None means the task's scripted demonstrator. `noise` adds N(0, noise^2) to each action
-    taken (and recorded): a noisy demonstration set. Returns a flat TensorDict [steps] with the
+    taken (and recorded): a noisy demonstration set. Returns a flat TensorDict [steps], episode after
+    episode, each in time order, with the
     observation entries, "action", "episode" (which env's episode) and the episodes' "success"
     (per step, the outcome of its episode) where the task defines success.
     """
@@ -98,10 +99,10 @@ def record(cfg: Config, policy: Policy | None, episodes: int, noise: float = 0.0
     env.close()
     if not finished.all():
         raise RuntimeError(f"Demonstration episodes did not end within {MAX_STEPS} steps (no time limit?).")
-    stacked = torch.stack(steps, dim=0)  # [time, envs]
-    stacked.set("episode", torch.arange(episodes).expand(stacked.batch_size).clone())
+    stacked = torch.stack(steps, dim=1)  # [envs, time]: each episode's steps together, in order
+    stacked.set("episode", torch.arange(episodes).unsqueeze(1).expand(stacked.batch_size).clone())
     if has_success:
-        stacked.set("success", success.expand(stacked.batch_size).clone())
+        stacked.set("success", success.unsqueeze(1).expand(stacked.batch_size).clone())
     valid = stacked.get("valid")
     del stacked["valid"]
     return stacked[valid]

@@ -228,6 +228,9 @@ def open_run(cfg: Config) -> Run:
         state = ckpt.restore(pipeline, saved, path)
     elif cfg.init_from:
         ckpt.initialize_from(pipeline, Path(cfg.init_from))
+    if cfg.init_from and pipeline.obs_norm is not None:
+        # the started policy reads its inputs through these statistics: moving them would move its actions
+        pipeline.obs_norm.freeze()
     collector = make_collector(pipeline)
     if saved is not None:  # after every construction step that may draw random numbers
         ckpt.restore_memory(pipeline, collector, saved["ranks"][fabric.global_rank].get("memory"))
