@@ -102,6 +102,12 @@ class NetworkConfig:
     )
     flow_steps: int = _field(4, "Euler steps from noise to action of the flow head (GR00T: 4)", ge=1)
     flow_samples: int = _field(8, "(t, noise) pairs per action for the flow head's FPO ratio, drawn at collection", ge=1)
+    flow_ratio: Literal["fpo", "chain"] = _field(
+        "fpo", "the flow head's PPO ratio: FPO's flow-matching-loss difference, or ReinFlow's noisy Euler chain (exact)"
+    )
+    flow_noise_std: list[float] = _field(
+        [0.05, 0.3], "flow_ratio=chain: the bounds [min, max] of the learned noise std of each Euler step"
+    )
     flow_eval_noise: Literal["sample", "zero"] = _field(
         "sample", "the flow head's evaluation noise: sampled (as GR00T; keeps a multimodal policy's modes) or zero (its mean)"
     )
@@ -199,6 +205,9 @@ class Config:
                 raise ConfigError(
                     f"network.head=flow has no closed-form entropy, so 'ppo.entropy_coeff' must be 0 (got {self.ppo.entropy_coeff})."
                 )
+            low_high = self.network.flow_noise_std
+            if len(low_high) != 2 or not 0 < low_high[0] < low_high[1]:
+                raise ConfigError(f"The setting 'network.flow_noise_std' needs [min, max] with 0 < min < max; got {low_high}.")
             if self.ppo.desired_kl is not None or self.network.recurrent != "none":
                 raise ConfigError("network.head=flow works with neither ppo.desired_kl nor network.recurrent yet.")
         if self.ppo.desired_kl is not None and self.ppo.anneal_lr:

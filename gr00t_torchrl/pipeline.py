@@ -170,7 +170,8 @@ def make_networks(cfg: Config, env: TransformedEnv) -> tuple[
             raise ConfigError("network.head=flow needs a continuous (Box) action space.")
         obs_dim = spec["observation"].shape[-1]
         actor = FlowActor(obs_dim, env.action_spec.shape[-1], net.hidden_sizes, net.activation, net.flow_steps,
-                          net.flow_samples, net.orthogonal_init, eval_noise=net.flow_eval_noise)
+                          net.flow_samples, net.orthogonal_init, eval_noise=net.flow_eval_noise, ratio=net.flow_ratio,
+                          noise_std=tuple(net.flow_noise_std))
         critic_key, critic_dim = critic_obs or ("observation", obs_dim)
         critic = Critic(critic_dim, net.hidden_sizes, net.activation, net.orthogonal_init, obs_key=critic_key)
         return actor, critic, actor, None

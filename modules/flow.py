@@ -11,6 +11,12 @@ an action is minus its conditional flow-matching loss averaged over those pairs,
 exp(log_prob_new - log_prob_old) = exp(L_old - L_new) is exactly 1 at the collection parameters.
 TorchRL's ClipPPOLoss calls `get_dist(...).log_prob(action)` as for any policy, so the loss and the
 update stay the library's. There is no closed-form entropy: the entropy bonus is refused for this head.
+
+The other ratio (`ratio="chain"`, ReinFlow, Zhang et al. 2025) makes sampling itself a Markov chain of
+Gaussians: a learned noise network gives each Euler step a standard deviation sigma_k, so
+x_{k+1} ~ N(x_k + v(x_k, t_k | s) / K, sigma_k^2), and the log-probability of the stored chain
+x_0 .. x_K is an exact sum of Gaussian terms. Suited to fine-tuning a cloned head: the velocity field
+keeps its meaning and the noise network adds the exploration.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from gr00t_torchrl.modules.actor_critic import ACTIVATIONS, make_mlp
 from gr00t_torchrl.modules.init import POLICY_OUTPUT_GAIN, orthogonal_init_
 
 FPO_T, FPO_NOISE = "fpo_t", "fpo_noise"  # the stored (t, e) pairs of each collected action
+FLOW_CHAIN = "flow_chain"  # the stored Euler chain x_0 .. x_K of each collected action (ratio="chain")
 
 
 def time_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -63,6 +70,48 @@ class VelocityNet(nn.Module):
         return h
 
 
+class NoiseNet(nn.Module):
+    """sigma(x_k, t_k | s), ReinFlow's exploration noise of each Euler step, kept within [min_std, max_std]."""
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: Sequence[int], activation: str,
+                 min_std: float, max_std: float, time_dim: int = 32) -> None:
+        super().__init__()
+        self.time_dim = time_dim
+        self.mlp = orthogonal_init_(make_mlp(obs_dim + action_dim + time_dim, action_dim, hidden_sizes, activation),
+                                    POLICY_OUTPUT_GAIN)
+        self.log_min, self.log_max = math.log(min_std), math.log(max_std)
+
+    def forward(self, obs: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        u = torch.sigmoid(self.mlp(torch.cat([obs, x, time_embedding(t, self.time_dim)], dim=-1)))
+        return torch.exp(self.log_min + (self.log_max - self.log_min) * u)  # starts midway (in log) between the bounds
+
+
+def chain_log_prob(net: VelocityNet, noise_net: NoiseNet, obs: torch.Tensor, chain: torch.Tensor) -> torch.Tensor:
+    """log p(x_0 .. x_K | s) of a stored chain [..., K + 1, A]: N(x_0; 0, I) and each step's Gaussian transition."""
+    steps = chain.shape[-2] - 1
+    x, following = chain[..., :-1, :], chain[..., 1:, :]
+    t = (torch.arange(steps, device=chain.device, dtype=chain.dtype) / steps).expand(x.shape[:-1])
+    repeated = obs.unsqueeze(-2).expand(*obs.shape[:-1], steps, obs.shape[-1])
+    mean = x + net(repeated, x, t) / steps
+    std = noise_net(repeated, x, t)
+    transitions = torch.distributions.Normal(mean, std).log_prob(following).sum((-1, -2))
+    start = torch.distributions.Normal(torch.zeros_like(chain[..., 0, :]), 1.0).log_prob(chain[..., 0, :]).sum(-1)
+    return start + transitions
+
+
+class ChainRatio(torch.distributions.Distribution):
+    """ClipPPOLoss's `log_prob(action)` for the noisy Euler chain: the exact log-probability of the stored chain."""
+
+    arg_constraints: dict = {}
+
+    def __init__(self, net: VelocityNet, noise_net: NoiseNet, obs: torch.Tensor, chain: torch.Tensor) -> None:
+        self.net, self.noise_net, self.obs, self.chain = net, noise_net, obs, chain
+        super().__init__(batch_shape=obs.shape[:-1], validate_args=False)
+
+    def log_prob(self, action: torch.Tensor) -> torch.Tensor:  # the action is the chain's last point
+        return chain_log_prob(self.net, self.noise_net, self.obs, self.chain)
+
+
 class FlowRatio(torch.distributions.Distribution):
     """What ClipPPOLoss needs from a policy: `log_prob(action)`, here minus the mean CFM loss over the stored pairs."""
 
@@ -88,25 +137,29 @@ def cfm_loss(net: VelocityNet, obs: torch.Tensor, action: torch.Tensor, t: torch
 
 
 class FlowActor(TensorDictModuleBase):
-    """The flow-matching policy: samples by K Euler steps, and stores N (t, noise) pairs per action for FPO.
+    """The flow-matching policy: samples by K Euler steps, and stores what its PPO ratio needs.
 
-    Reads "observation"; writes "action", the pairs and "action_log_prob" (minus the CFM loss, the FPO
-    log-prob) while exploring; outside exploration (evaluation) it writes the action only, integrated
-    from fresh noise (`eval_noise="sample"`, as GR00T samples at inference: a multimodal policy keeps its
+    Reads "observation"; while exploring writes "action" and, with `ratio="fpo"`, N (t, noise) pairs per
+    action and "action_log_prob" (minus the CFM loss, the FPO log-prob); with `ratio="chain"`, the noisy
+    Euler chain and its exact log-probability. Outside exploration (evaluation) it injects no step noise
+    and writes the action only, integrated from fresh noise (`eval_noise="sample"`, as GR00T samples at inference: a multimodal policy keeps its
     modes) or from zero, the noise's mean (`"zero"`: one action per state).
     """
 
     def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: Sequence[int], activation: str, steps: int = 4,
                  samples: int = 8, orthogonal_init: bool = True, in_key: str = "observation",
-                 eval_noise: str = "sample") -> None:
+                 eval_noise: str = "sample", ratio: str = "fpo", noise_std: tuple[float, float] = (0.05, 0.3)) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation}")
         self.net = VelocityNet(obs_dim, action_dim, hidden_sizes, activation, orthogonal_init=orthogonal_init)
         self.steps, self.samples, self.action_dim, self.eval_noise = steps, samples, action_dim, eval_noise
+        self.ratio = ratio
+        self.noise_net = NoiseNet(obs_dim, action_dim, hidden_sizes, activation, *noise_std) if ratio == "chain" else None
         self.in_keys = [in_key]
-        self.out_keys = ["action", FPO_T, FPO_NOISE, "action_log_prob"]
-        self.stored_keys = [FPO_T, FPO_NOISE]  # what the update reads from the rollout besides the observation
+        # what the update reads from the rollout besides the observation
+        self.stored_keys = [FLOW_CHAIN] if ratio == "chain" else [FPO_T, FPO_NOISE]
+        self.out_keys = ["action", *self.stored_keys, "action_log_prob"]
 
     def integrate(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """K Euler steps of the velocity field from `noise` (t = 0) to the action (t = 1)."""
@@ -116,6 +169,16 @@ class FlowActor(TensorDictModuleBase):
             x = x + self.net(obs, x, t) / self.steps
         return x
 
+    def sample_chain(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """The noisy Euler chain from `noise`: each step's mean plus sigma_k times fresh noise; [..., K + 1, A]."""
+        points = [noise]
+        for k in range(self.steps):
+            x = points[-1]
+            t = torch.full(x.shape[:-1], k / self.steps, device=x.device, dtype=x.dtype)
+            mean = x + self.net(obs, x, t) / self.steps
+            points.append(mean + self.noise_net(obs, x, t) * torch.randn_like(mean))
+        return torch.stack(points, dim=-2)
+
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         obs = tensordict.get(self.in_keys[0])
         shape = (*obs.shape[:-1], self.action_dim)
@@ -124,6 +187,12 @@ class FlowActor(TensorDictModuleBase):
             if self.eval_noise == "zero":  # the noise's mean: one action per state, between the modes of a multimodal policy
                 noise = torch.zeros_like(noise)
             return tensordict.set("action", self.integrate(obs, noise))
+        if self.ratio == "chain":
+            chain = self.sample_chain(obs, noise)
+            tensordict.set("action", chain[..., -1, :])
+            tensordict.set(FLOW_CHAIN, chain)
+            tensordict.set("action_log_prob", chain_log_prob(self.net, self.noise_net, obs, chain))
+            return tensordict
         action = self.integrate(obs, noise)
         t = torch.rand((*obs.shape[:-1], self.samples), device=obs.device, dtype=obs.dtype)
         noise = torch.randn((*obs.shape[:-1], self.samples, self.action_dim), device=obs.device, dtype=obs.dtype)
@@ -140,5 +209,7 @@ class FlowActor(TensorDictModuleBase):
         noise = torch.randn((*obs.shape[:-1], 1, self.action_dim), device=obs.device, dtype=obs.dtype)
         return cfm_loss(self.net, obs, action, t, noise)
 
-    def get_dist(self, tensordict: TensorDictBase) -> FlowRatio:
+    def get_dist(self, tensordict: TensorDictBase) -> FlowRatio | ChainRatio:
+        if self.ratio == "chain":
+            return ChainRatio(self.net, self.noise_net, tensordict.get(self.in_keys[0]), tensordict.get(FLOW_CHAIN))
         return FlowRatio(self.net, tensordict.get(self.in_keys[0]), tensordict.get(FPO_T), tensordict.get(FPO_NOISE))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from tensordict import TensorDict
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from gr00t_torchrl.cli import main
-from gr00t_torchrl.modules.flow import FPO_NOISE, FPO_T, FlowActor, cfm_loss
+from gr00t_torchrl.modules.flow import FLOW_CHAIN, FPO_NOISE, FPO_T, FlowActor, cfm_loss
 from gr00t_torchrl.pipeline import build_pipeline, make_collector, make_fabric
 from gr00t_torchrl.tasks import resolve_config
 from gr00t_torchrl.verify import Audit
@@ -93,3 +95,47 @@ def test_flow_settings_are_checked(capsys, tmp_path):
     assert main(["train", *FLOW, "network.flow_steps=0"]) == 2
     err = capsys.readouterr().err
     assert "no closed-form entropy" in err and "continuous (Box) action space" in err and "flow_steps" in err
+
+
+def test_the_noisy_euler_chain_log_prob_is_the_sum_of_its_gaussian_steps():
+    torch.manual_seed(0)
+    actor = FlowActor(3, 2, [16], "tanh", steps=3, ratio="chain", noise_std=(0.05, 0.3))
+    obs = torch.randn(4, 3)
+    with torch.no_grad(), set_exploration_type(ExplorationType.RANDOM):
+        td = actor(TensorDict(observation=obs, batch_size=[4]))
+    chain = td[FLOW_CHAIN]
+    assert chain.shape == (4, 4, 2) and torch.equal(td["action"], chain[:, -1])
+    by_hand = torch.zeros(4)
+    for row in range(4):  # log N(x_0; 0, I) + sum_k log N(x_{k+1}; x_k + v_k / K, sigma_k^2), written out
+        x0 = chain[row, 0]
+        by_hand[row] = (-0.5 * x0.square() - 0.5 * math.log(2 * math.pi)).sum()
+        for k in range(3):
+            x, t = chain[row, k], torch.tensor(k / 3)
+            mean = x + actor.net(obs[row], x, t) / 3
+            std = actor.noise_net(obs[row], x, t)
+            assert bool(((std >= 0.05 - 1e-6) & (std <= 0.3 + 1e-6)).all())
+            z = (chain[row, k + 1] - mean) / std
+            by_hand[row] += (-0.5 * z.square() - std.log() - 0.5 * math.log(2 * math.pi)).sum()
+    assert torch.allclose(td["action_log_prob"], by_hand, atol=1e-5)
+    log_prob = actor.get_dist(td).log_prob(td["action"])
+    log_prob.sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in actor.parameters())
+    with set_exploration_type(ExplorationType.DETERMINISTIC):  # evaluation injects no step noise
+        actor.eval_noise = "zero"
+        assert torch.equal(actor(TensorDict(observation=obs, batch_size=[4]))["action"],
+                           actor.integrate(obs, torch.zeros(4, 2)))
+
+
+def test_the_chain_ratio_is_exactly_one_at_the_collection_parameters():
+    cfg = resolve_config(merged(*TINY, *FLOW, "network.flow_ratio=chain"))
+    pipeline = build_pipeline(cfg, make_fabric(cfg))
+    collector = make_collector(pipeline)
+    batch = next(iter(collector)).clone()
+    collector.shutdown()
+    flat = batch.reshape(-1)
+    with torch.no_grad():
+        again = pipeline.module.actor.get_dist(flat.clone()).log_prob(flat["action"])
+    assert torch.equal(again, flat["action_log_prob"])
+    stats = pipeline.module.update(pipeline.module.compute_advantages(batch), pipeline.optimizer)
+    assert "entropy" not in stats and torch.isfinite(torch.tensor(stats["policy_loss"]))
+    assert main(["train", *FLOW, "network.flow_ratio=chain", "network.flow_noise_std=[0.3,0.1]"]) == 2

@@ -1,0 +1,127 @@
+"""The flow-matching head against the Gaussian one: multimodal demonstrations, fine-tuning, PPO from scratch.
+
+    python benchmarks/flow.py                                  # every part, 3 seeds (about 40 min here)
+    python benchmarks/flow.py --parts multimodal finetune --seeds 3
+    python benchmarks/flow.py --parts scratch --scratch-tasks pendulum --seeds 3
+
+Parts, each per seed (seeds 1..N; every stream of a run is spawned from its seed):
+  - multimodal: `Gr00t-Two-Goals-v0`, whose demonstrator goes left or right around an obstacle at random.
+    1000 demonstrations (`gr00t-ppo collect`), behaviour cloning (`gr00t-ppo bc`, 100 epochs) of the flow
+    head and of the Gaussian one; then PPO from scratch on the task with each head. Success over 500 episodes.
+  - finetune: 10 noisy demonstrations (action noise 0.5) of the same task, the flow head cloned on them,
+    then FPO fine-tuning from it (`train init_from=`); success before and after.
+  - scratch: PPO from scratch with each head on the given presets at their budgets; eval return, wall time.
+Writes benchmarks/results/<stem>.csv and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import markdown_table, read_run, seed_list, write_markdown, write_rows
+
+TASK = "task=Gr00t-Two-Goals-v0"
+EVAL = 500
+FINETUNE = ["ppo.lr=3e-5", "total_steps=51200"]
+SCRATCH_BUDGET = {"pendulum": 100_000, "halfcheetah": 1_000_000}
+
+
+def cli(*args: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "gr00t_torchrl.cli", *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"gr00t-ppo {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
+
+
+def success(run_dir: Path) -> float:
+    return json.loads((run_dir / "eval.json").read_text())["success_rate"]
+
+
+def multimodal(seed: int, tmp: Path) -> list[dict]:
+    data = tmp / f"demos{seed}"
+    cli("collect", TASK, "episodes=1000", f"out={data}", f"seed={seed}")
+    rows = []
+    for head in ("flow", "gaussian"):
+        bc = tmp / f"bc_{head}{seed}"
+        cli("bc", TASK, f"network.head={head}", f"data={data}", "epochs=100", f"seed={seed}", f"run_dir={bc}",
+            f"eval_episodes={EVAL}")
+        rows.append({"part": "multimodal", "method": f"bc {head}", "seed": seed, "success": success(bc)})
+        ppo = tmp / f"ppo_{head}{seed}"
+        start = time.perf_counter()
+        cli("train", TASK, f"network.head={head}", f"seed={seed}", f"run_dir={ppo}", f"eval_episodes={EVAL}",
+            "progress_bar=false")
+        rows.append({"part": "multimodal", "method": f"ppo {head}", "seed": seed, "success": success(ppo),
+                     "wall_s": round(time.perf_counter() - start, 1)})
+    return rows
+
+
+def finetune(seed: int, tmp: Path) -> list[dict]:
+    data, bc, ppo = tmp / f"few{seed}", tmp / f"bc_few{seed}", tmp / f"ft{seed}"
+    cli("collect", TASK, "episodes=10", "noise=0.5", f"out={data}", f"seed={seed}")
+    cli("bc", TASK, "network.head=flow", f"data={data}", "epochs=300", f"seed={seed}", f"run_dir={bc}",
+        f"eval_episodes={EVAL}")
+    cli("train", TASK, "network.head=flow", f"init_from={bc}", *FINETUNE, f"seed={seed}", f"run_dir={ppo}",
+        f"eval_episodes={EVAL}", "progress_bar=false")
+    return [{"part": "finetune", "method": "bc flow (10 noisy demos)", "seed": seed, "success": success(bc)},
+            {"part": "finetune", "method": "bc flow + fpo fine-tuning", "seed": seed, "success": success(ppo)}]
+
+
+def scratch(task: str, seed: int, tmp: Path) -> list[dict]:
+    rows = []
+    for head in ("gaussian", "flow"):
+        run_dir = tmp / f"{task}_{head}{seed}"
+        start = time.perf_counter()
+        cli("train", f"task={task}", f"network.head={head}", f"total_steps={SCRATCH_BUDGET[task]}", f"seed={seed}",
+            f"run_dir={run_dir}", "eval_episodes=10", "progress_bar=false")
+        run = read_run(run_dir)
+        rows.append({"part": f"scratch {task}", "method": f"ppo {head}", "seed": seed,
+                     "eval_return": round(run["eval_return"], 1), "wall_s": round(time.perf_counter() - start, 1)})
+    return rows
+
+
+def table(rows: list[dict]) -> list[str]:
+    lines = []
+    for part in dict.fromkeys(r["part"] for r in rows):
+        for method in dict.fromkeys(r["method"] for r in rows if r["part"] == part):
+            mine = [r for r in rows if r["part"] == part and r["method"] == method]
+            key = "success" if "success" in mine[0] else "eval_return"
+            values = [r[key] for r in mine]
+            wall = [r["wall_s"] for r in mine if "wall_s" in r]
+            lines.append([part, method, seed_list([r["seed"] for r in mine]), key.replace("_", " "),
+                          ", ".join(f"{v:.2f}" if key == "success" else f"{v:.1f}" for v in values),
+                          f"{statistics.mean(values):.2f}" if key == "success" else f"{statistics.mean(values):.1f}",
+                          f"{statistics.mean(wall):.0f}" if wall else ""])
+    return markdown_table(["part", "method", "seeds", "measure", "per seed", "mean", "wall s"], lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parts", nargs="+", choices=["multimodal", "finetune", "scratch"],
+                        default=["multimodal", "finetune", "scratch"])
+    parser.add_argument("--scratch-tasks", nargs="+", choices=list(SCRATCH_BUDGET), default=["pendulum"])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--stem", default="flow_head")
+    args = parser.parse_args()
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(1, args.seeds + 1):
+            if "multimodal" in args.parts:
+                rows += multimodal(seed, Path(tmp))
+            if "finetune" in args.parts:
+                rows += finetune(seed, Path(tmp))
+            if "scratch" in args.parts:
+                for task in args.scratch_tasks:
+                    rows += scratch(task, seed, Path(tmp))
+            print("\n".join(table(rows)), flush=True)
+    write_rows(rows, args.stem)
+    write_markdown(args.stem, "Flow-matching head against the Gaussian head", table(rows))
+
+
+if __name__ == "__main__":
+    main()
