@@ -139,3 +139,29 @@ def test_the_chain_ratio_is_exactly_one_at_the_collection_parameters():
     stats = pipeline.module.update(pipeline.module.compute_advantages(batch), pipeline.optimizer)
     assert "entropy" not in stats and torch.isfinite(torch.tensor(stats["policy_loss"]))
     assert main(["train", *FLOW, "network.flow_ratio=chain", "network.flow_noise_std=[0.3,0.1]"]) == 2
+
+
+def test_verify_flow_rows_pass_and_each_breaks_with_its_detail(monkeypatch):
+    from gr00t_torchrl.modules import flow
+    from gr00t_torchrl.verify import NA, OK, WRONG
+
+    fpo = {f.number: f for f in Audit(tiny_config(*FLOW)).run([38, 39, 40])}
+    assert fpo[38].status == OK and fpo[39].status == OK and fpo[40].status == NA, fpo
+    chain = {f.number: f for f in Audit(tiny_config(*FLOW, "network.flow_ratio=chain")).run([38, 39, 40])}
+    assert all(f.status == OK for f in chain.values()), chain
+    gaussian = Audit(tiny_config()).run([38, 39, 40])
+    assert all(f.status == NA for f in gaussian)
+
+    # 38: FPO pairs redrawn in the update instead of the stored ones: the ratio is not 1 at the old weights
+    original = flow.FlowRatio.log_prob
+    monkeypatch.setattr(flow.FlowRatio, "log_prob", lambda self, a: original(self, a) + 0.01 * torch.randn(a.shape[:-1]))
+    assert Audit(tiny_config(*FLOW)).run([38])[0].status == WRONG
+    monkeypatch.undo()
+    # 39: one Euler step fewer than configured
+    audit = Audit(tiny_config(*FLOW))
+    audit.pipeline.module.actor.steps -= 1
+    assert audit.run([39])[0].status == WRONG
+    # 40: a chain log-prob off by a constant (a dropped normalizing term) on collection and update alike
+    original_chain = flow.chain_log_prob
+    monkeypatch.setattr(flow, "chain_log_prob", lambda *args: original_chain(*args) + 1.0)
+    assert Audit(tiny_config(*FLOW, "network.flow_ratio=chain")).run([40])[0].status == WRONG

@@ -1,4 +1,4 @@
-"""`gr00t-ppo verify`: the 37 PPO implementation details, audited on the live pipeline.
+"""`gr00t-ppo verify`: the 37 PPO implementation details, and 3 of the flow head, audited on the live pipeline.
 
 Each check measures one detail of docs/ppo_details.md on the real objects of a built pipeline
 (env, transforms, actor, critic, GAE, loss, optimizer, scheduler) and on one real collected batch,

@@ -48,8 +48,11 @@ class Audit:
 
     @property
     def actor_head(self) -> torch.nn.Module:
-        """The actor itself (vector observations), or its head over the shared encoder's features."""
+        """The actor itself (vector observations), its head over the shared encoder's features, or a flow
+        head's velocity network (its noise network, where it has one, is ReinFlow's exploration, not the policy MLP)."""
         actor = self.pipeline.module.actor
+        if getattr(actor, "noise_net", None) is not None:
+            return actor.net
         if self.encoder is None:
             return actor
         # TorchRL's ActorValueOperator flattens encoder + head into one sequence: the head is the rest
@@ -131,7 +134,7 @@ class Audit:
 
     def run(self, numbers: list[int] | None = None) -> list[Finding]:
         findings = []
-        for number in sorted(numbers or range(1, 38)):
+        for number in sorted(numbers or CHECKS):
             name, check = CHECKS[number]
             findings.append(Finding(number, name, *check(self)))
         return findings
