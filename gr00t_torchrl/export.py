@@ -3,8 +3,8 @@
 The exported module takes the raw observation groups the policy reads (the proprioception vector as
 float32, images as uint8 [C, H, W], instructions as int64 token ids), normalizes the vector groups
 with the run's frozen statistics (details 28-29, folded in), runs the deterministic actor (the
-Gaussian's mean, or the categorical's most likely action) and clips continuous actions to the
-action bounds, as the env step does in training (detail 27). Nothing of this package is needed to
+Gaussian's mean, the categorical's most likely action, or the flow head's K Euler steps unrolled from
+a noise input the caller gives) and clips continuous actions to the action bounds, as the env step does in training (detail 27). Nothing of this package is needed to
 run it: `onnxruntime` or `torch.jit.load` is enough.
 """
 
@@ -24,6 +24,7 @@ from gr00t_torchrl.durable import write_text_atomic
 from gr00t_torchrl.envs import find_transform, vector_env
 from gr00t_torchrl.modules import MultiModalEncoder
 from gr00t_torchrl.modules.actor_critic import multidiscrete_nvec
+from gr00t_torchrl.modules.flow import FlowActor
 from gr00t_torchrl.modules.multimodal import LearnedInstructionEncoder
 from gr00t_torchrl.modules.recurrent import memory_layers, recurrent_state_keys
 from gr00t_torchrl.pipeline import Pipeline, build_pipeline
@@ -31,6 +32,7 @@ from gr00t_torchrl.tasks import read_for_inspection
 from gr00t_torchrl.transforms import RunningObservationNorm
 
 FORMATS = {"onnx": "policy.onnx", "torchscript": "policy.pt"}
+FLOW_NOISE_INPUT = "noise"  # a flow policy's noise input: zeros for its mean action, N(0, I) draws to sample it
 OPSET = 17
 
 
@@ -49,6 +51,20 @@ class RecurrentCore(nn.Module):
         return (out[:, 0], *(s.transpose(0, 1) for s in new))
 
 
+class FlowSampler(nn.Module):
+    """The flow head's K Euler steps, unrolled: (observation features, noise) -> action."""
+
+    def __init__(self, net: nn.Module, steps: int) -> None:
+        super().__init__()
+        self.net, self.steps = net, steps
+
+    def forward(self, features: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor]:
+        x = noise
+        for k in range(self.steps):
+            x = x + self.net(features, x, torch.full_like(x[..., 0], k / self.steps)) / self.steps
+        return (x,)  # as a Gaussian head's (loc, scale): the action comes first
+
+
 class DeployedPolicy(nn.Module):
     """Raw observation groups in (in `input_names` order), the deterministic action out.
 
@@ -59,9 +75,10 @@ class DeployedPolicy(nn.Module):
     def __init__(
         self, encoder: nn.Module | None, head: nn.Module, discrete: bool, means: list[torch.Tensor | None],
         stds: list[torch.Tensor | None], clip: float, low: torch.Tensor | None, high: torch.Tensor | None,
-        nvec: list[int] | None = None, memory: RecurrentCore | None = None,
+        nvec: list[int] | None = None, memory: RecurrentCore | None = None, flow: bool = False,
     ) -> None:
         super().__init__()
+        self.flow = flow  # a flow head: its last input is the noise the K Euler steps start from
         self.memory = memory
         self.state_names: list[str] = []  # the hidden-state inputs' names, after the observation's
         self.encoder = encoder
@@ -83,6 +100,9 @@ class DeployedPolicy(nn.Module):
         state: tuple[torch.Tensor, ...] = ()
         if self.memory is not None:  # the observation, then the hidden state
             inputs, state = inputs[:1], inputs[1:]
+        noise: torch.Tensor | None = None
+        if self.flow:
+            inputs, noise = inputs[:-1], inputs[-1]
         xs = []
         for index, x in enumerate(inputs):
             if self.normalized[index]:
@@ -93,14 +113,15 @@ class DeployedPolicy(nn.Module):
         if self.memory is not None:
             features, *state = self.memory(features, *state)
             return (self._action(features), *state)
-        return self._action(features)
+        return self._action(features, noise)
 
-    def _action(self, features: torch.Tensor) -> torch.Tensor:
+    def _action(self, features: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         if self.nvec is not None:
             return torch.stack([part.argmax(-1) for part in self.head(features).split(self.nvec, dim=-1)], dim=-1)
         if self.discrete:
             return self.head(features).argmax(-1)
-        action = self.head(features)[0]  # (loc, scale): the mean is the deterministic action
+        # (loc, scale): the mean is the deterministic action; a flow head: its action from the given noise
+        action = self.head(features, noise)[0] if self.flow else self.head(features)[0]
         if self.bounded:
             action = torch.maximum(torch.minimum(action, self.high), self.low)
         return action
@@ -116,11 +137,9 @@ def deployed_policy(pipeline: Pipeline) -> tuple[DeployedPolicy, list[str]]:
             words.by_lookup = True  # the same numbers through ops every exporter knows
     # the module that computes the distribution's parameters: (loc, scale) of a Gaussian, a categorical's logits
     params = [m for m in actor.modules() if list(getattr(m, "out_keys", [])) in (["loc", "scale"], ["logits"])]
-    if not params:
-        raise ConfigError("Export of this policy (the flow-matching head) is not built yet; Gaussian, categorical, "
-                          "recurrent and multimodal policies export.")
-    discrete = list(params[0].out_keys) == ["logits"]
-    head = params[0].module
+    flow = isinstance(actor, FlowActor)
+    discrete = not flow and list(params[0].out_keys) == ["logits"]
+    head = FlowSampler(actor.net, actor.steps) if flow else params[0].module
     input_names = list(encoder.in_keys) if encoder is not None else ["observation"]
     norm = find_transform(pipeline.env, RunningObservationNorm)
     means, stds, clip = [], [], 0.0
@@ -143,9 +162,12 @@ def deployed_policy(pipeline: Pipeline) -> tuple[DeployedPolicy, list[str]]:
     layers = memory_layers(actor)
     memory = RecurrentCore(layers[0]) if layers else None
     policy = DeployedPolicy(encoder.module if encoder is not None else None, head, discrete, means, stds, clip, low, high,
-                            nvec, memory)
+                            nvec, memory, flow)
     policy.state_names = recurrent_state_keys(actor)
     policy.normalized.extend([False] * len(policy.state_names))  # hidden states are never normalized
+    if flow:
+        policy.normalized.append(False)
+        return policy.eval(), [*input_names, FLOW_NOISE_INPUT]
     return policy.eval(), input_names + policy.state_names
 
 
@@ -166,6 +188,7 @@ def input_specs(pipeline: Pipeline) -> dict[str, Any]:
     env = pipeline.env
     specs = {key: spec for key, spec in env.full_state_spec.items()}
     specs.update({key: spec for key, spec in env.observation_spec.items()})
+    specs[FLOW_NOISE_INPUT] = env.action_spec  # a flow policy's noise has the action's shape
     return specs
 
 
@@ -198,6 +221,8 @@ def description(pipeline: Pipeline, policy: DeployedPolicy, names: list[str], fm
         "deterministic": True,
         **({"recurrent": "pass zeros as each hidden state at an episode's first step, then the next_* outputs"}
            if policy.memory is not None else {}),
+        **({"flow": f"{FLOW_NOISE_INPUT}: the Gaussian noise the {policy.head.steps} Euler steps start from; zeros give "
+                    "the mean action, N(0, I) draws sample the policy as GR00T does"} if policy.flow else {}),
     }
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 
+import pytest
 import torch
 from tensordict import TensorDict
 from torchrl.envs.utils import ExplorationType, set_exploration_type
@@ -80,13 +82,23 @@ def test_a_whole_audit_of_the_flow_head_has_no_failure():
     assert findings[27].status == "ok" and "stored log-probs are those of the stored actions: True" in findings[27].evidence
 
 
-def test_exporting_a_flow_policy_says_it_is_not_built_yet(tmp_path, capsys):
-    from gr00t_torchrl.runner import train
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_a_flow_policy_exports_its_euler_steps_unrolled_with_a_noise_input(tmp_path, fmt):
+    from tests.test_export import loaded, runner_for, trained
 
-    run_dir = tmp_path / "run"
-    train(resolve_config(merged(*TINY, *FLOW, "total_steps=128", "eval_episodes=1", f"run_dir={run_dir}")))
-    assert main(["export", f"run_dir={run_dir}"]) == 2
-    assert "flow-matching head" in capsys.readouterr().err
+    run_dir = trained(tmp_path, *FLOW)
+    assert main(["export", f"run_dir={run_dir}", f"format={fmt}"]) == 0
+    info = json.loads((run_dir / "export" / "policy.json").read_text())
+    assert [i["name"] for i in info["inputs"]] == ["observation", "noise"] and "Euler steps" in info["flow"]
+    exported = runner_for(run_dir / "export" / info["file"])
+    _, pipeline = loaded(run_dir)
+    norm, actor = pipeline.obs_norm, pipeline.module.actor
+    torch.manual_seed(0)
+    raw = torch.randn(64, 3) * torch.tensor([1.0, 1.0, 4.0])
+    for noise in (torch.zeros(64, 1), torch.randn(64, 1)):  # the mean action, and sampled ones
+        with torch.no_grad():
+            reference = actor.integrate(norm.normalize(0, raw), noise).clamp(-2.0, 2.0)
+        assert torch.allclose(exported({"observation": raw, "noise": noise}), reference, atol=1e-5, rtol=0)
 
 
 def test_flow_settings_are_checked(capsys, tmp_path):
