@@ -111,6 +111,12 @@ class NetworkConfig:
     flow_eval_noise: Literal["sample", "zero"] = _field(
         "sample", "the flow head's evaluation noise: sampled (as GR00T; keeps a multimodal policy's modes) or zero (its mean)"
     )
+    action_chunk: int = _field(
+        1, "actions per policy step (GR00T: chunks of 16); on Isaac-API tasks; executed as network.chunk_execution says", ge=1
+    )
+    chunk_execution: Literal["open_loop", "receding"] = _field(
+        "open_loop", "a chunk's actions all applied in turn (rewards summed, discount per chunk), or only its first (replan each step)"
+    )
     recurrent: Literal["none", "lstm", "gru"] = _field(
         "none", "details 32-36: an LSTM or GRU before the actor's and the critic's MLPs (each its own), for partial observability"
     )

@@ -139,6 +139,11 @@ def make_gym_env(cfg: Config, seed: int, *, num_envs: int, train: bool = True, r
     """
     if cfg.env.hide_velocity:
         check_hide_velocity(cfg.env.id)
+    if cfg.network.action_chunk > 1:
+        raise ConfigError(
+            f"network.action_chunk={cfg.network.action_chunk} runs on Isaac-API tasks (built-in Gr00t-*, mjlab, Isaac Lab), "
+            f"not on the Gymnasium task '{cfg.env.id}' (Gr00t-Pendulum-SwingUp-v0 is Pendulum with that API)."
+        )
     make_one = functools.partial(
         _make_gym, cfg.env.id, cfg.env.max_episode_steps, "rgb_array" if render else None, cfg.env.hide_velocity, train
     )

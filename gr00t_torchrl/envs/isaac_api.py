@@ -20,7 +20,7 @@ from torchrl.envs.libs.isaac_lab import IsaacLabWrapper
 
 from gr00t_torchrl.config import Config, ConfigError
 from gr00t_torchrl.envs.builtin import BUILTIN_TASKS, make_builtin_task
-from gr00t_torchrl.transforms import EpisodeStatistics, RunningObservationNorm, RewardScaling
+from gr00t_torchrl.transforms import ActionChunk, EpisodeStatistics, RunningObservationNorm, RewardScaling
 
 ISAAC_PREFIX, MJLAB_PREFIX = "Isaac-", "Mjlab-"
 POLICY_GROUP, CRITIC_GROUP = "policy", "critic"  # Isaac Lab's observation group names
@@ -188,6 +188,9 @@ def make_isaac_api_env(
     cameras = channels_last_images(env)
     if cameras:  # the encoder and the frame stack read [C, H, W]; the permuted view stays uint8
         env.append_transform(PermuteTransform((-1, -3, -2), in_keys=cameras))
+    if cfg.network.action_chunk > 1:  # before the statistics: they see one policy step per chunk
+        env.append_transform(ActionChunk(cfg.network.action_chunk, task.single_action_space.shape[-1],
+                                         cfg.network.chunk_execution, task=task))
     if cfg.env.frame_stack > 1:
         env.append_transform(frame_stack(env, cfg.env.frame_stack))
     env.append_transform(EpisodeStatistics(num_envs))
