@@ -22,7 +22,7 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from gr00t_torchrl.config import Config, ConfigError
 from gr00t_torchrl.envs import make_env, vector_env
-from gr00t_torchrl.modules.flow import FlowActor
+from gr00t_torchrl.modules.flow import EncodedFlowActor, FlowActor
 from gr00t_torchrl.pipeline import Pipeline
 from gr00t_torchrl.seeding import evaluation_seed
 from gr00t_torchrl.transforms import RunningObservationNorm
@@ -148,7 +148,7 @@ def fit_normalizer(norm: RunningObservationNorm | None, data: TensorDict) -> Non
 
 def imitation_loss(actor: Any, batch: TensorDictBase) -> torch.Tensor:
     """The flow head's flow-matching loss on fresh (t, noise) draws; otherwise minus the log-likelihood."""
-    if isinstance(actor, FlowActor):
+    if isinstance(actor, (FlowActor, EncodedFlowActor)):
         return actor.flow_matching_loss(batch).mean()
     return -actor.get_dist(batch).log_prob(batch.get("action")).mean()
 

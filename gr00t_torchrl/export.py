@@ -24,7 +24,7 @@ from gr00t_torchrl.durable import write_text_atomic
 from gr00t_torchrl.envs import find_transform, vector_env
 from gr00t_torchrl.modules import MultiModalEncoder
 from gr00t_torchrl.modules.actor_critic import multidiscrete_nvec
-from gr00t_torchrl.modules.flow import FlowActor
+from gr00t_torchrl.modules.flow import EncodedFlowActor, FlowActor
 from gr00t_torchrl.modules.multimodal import LearnedInstructionEncoder
 from gr00t_torchrl.modules.recurrent import memory_layers, recurrent_state_keys
 from gr00t_torchrl.pipeline import Pipeline, build_pipeline
@@ -137,7 +137,7 @@ def deployed_policy(pipeline: Pipeline) -> tuple[DeployedPolicy, list[str]]:
             words.by_lookup = True  # the same numbers through ops every exporter knows
     # the module that computes the distribution's parameters: (loc, scale) of a Gaussian, a categorical's logits
     params = [m for m in actor.modules() if list(getattr(m, "out_keys", [])) in (["loc", "scale"], ["logits"])]
-    flow = isinstance(actor, FlowActor)
+    flow = isinstance(actor, (FlowActor, EncodedFlowActor))
     discrete = not flow and list(params[0].out_keys) == ["logits"]
     head = FlowSampler(actor.net, actor.steps) if flow else params[0].module
     input_names = list(encoder.in_keys) if encoder is not None else ["observation"]

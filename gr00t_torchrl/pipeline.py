@@ -33,7 +33,7 @@ from gr00t_torchrl.modules import (
 )
 from gr00t_torchrl.modules.actor_critic import ACTIVATIONS, Critic, multidiscrete_nvec
 from gr00t_torchrl.modules.multimodal import input_groups, make_privileged_predictor
-from gr00t_torchrl.modules.flow import FlowActor
+from gr00t_torchrl.modules.flow import EncodedFlowActor, FlowActor
 from gr00t_torchrl.modules.recurrent import make_recurrent_actor_critic, memory_layers
 from gr00t_torchrl.ppo_module import PPOModule
 from gr00t_torchrl.seeding import rank_seeds
@@ -151,9 +151,12 @@ def make_networks(cfg: Config, env: TransformedEnv) -> tuple[
             encoder, env.action_spec, net.hidden_sizes, net.activation, net.orthogonal_init, net.init_log_std,
             net.state_dependent_std, critic_obs,
         )
-        if net.recurrent != "none" or net.head == "flow":
-            raise ConfigError("network.recurrent and network.head=flow with images or an instruction are not built yet.")
-        policy = TensorDictSequential(encoder, head.sampler()) if isinstance(head, GaussianActor) else actor
+        if net.recurrent != "none":
+            raise ConfigError("network.recurrent with images or an instruction is not built yet.")
+        if net.head == "flow":  # the flow head over the same shared features, in place of the Gaussian
+            actor = EncodedFlowActor(encoder, flow_actor(net, encoder.out_features, env, in_key="features"))
+        policy = TensorDictSequential(encoder, head.sampler()) if isinstance(head, GaussianActor) and net.head != "flow" \
+            else actor
         predictor = None
         if net.encoder.privileged_aux_coeff > 0:
             if "critic" not in spec.keys():
@@ -166,12 +169,8 @@ def make_networks(cfg: Config, env: TransformedEnv) -> tuple[
     if net.encoder.privileged_aux_coeff > 0:
         raise ConfigError("network.encoder.privileged_aux_coeff needs a task with images or an instruction (set it to 0).")
     if net.head == "flow":
-        if not env.action_spec.dtype.is_floating_point:
-            raise ConfigError("network.head=flow needs a continuous (Box) action space.")
         obs_dim = spec["observation"].shape[-1]
-        actor = FlowActor(obs_dim, env.action_spec.shape[-1], net.hidden_sizes, net.activation, net.flow_steps,
-                          net.flow_samples, net.orthogonal_init, eval_noise=net.flow_eval_noise, ratio=net.flow_ratio,
-                          noise_std=tuple(net.flow_noise_std))
+        actor = flow_actor(net, obs_dim, env)
         critic_key, critic_dim = critic_obs or ("observation", obs_dim)
         critic = Critic(critic_dim, net.hidden_sizes, net.activation, net.orthogonal_init, obs_key=critic_key)
         return actor, critic, actor, None
@@ -187,6 +186,15 @@ def make_networks(cfg: Config, env: TransformedEnv) -> tuple[
         net.init_log_std, net.state_dependent_std, critic_obs,
     )
     return actor, critic, collection_policy(actor), None
+
+
+def flow_actor(net: Any, obs_dim: int, env: TransformedEnv, in_key: str = "observation") -> FlowActor:
+    """The flow-matching head of `network.*` over inputs of width `obs_dim` read from `in_key`."""
+    if not env.action_spec.dtype.is_floating_point:
+        raise ConfigError("network.head=flow needs a continuous (Box) action space.")
+    return FlowActor(obs_dim, env.action_spec.shape[-1], net.hidden_sizes, net.activation, net.flow_steps,
+                     net.flow_samples, net.orthogonal_init, in_key=in_key, eval_noise=net.flow_eval_noise,
+                     ratio=net.flow_ratio, noise_std=tuple(net.flow_noise_std))
 
 
 def with_memory(env: TransformedEnv, policy: TensorDictModuleBase) -> TransformedEnv:

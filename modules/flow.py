@@ -213,3 +213,35 @@ class FlowActor(TensorDictModuleBase):
         if self.ratio == "chain":
             return ChainRatio(self.net, self.noise_net, tensordict.get(self.in_keys[0]), tensordict.get(FLOW_CHAIN))
         return FlowRatio(self.net, tensordict.get(self.in_keys[0]), tensordict.get(FPO_T), tensordict.get(FPO_NOISE))
+
+
+class EncodedFlowActor(TensorDictModuleBase):
+    """The flow head over a shared encoder's "features" (the `MultiModalEncoder`): encoder, then `FlowActor`.
+
+    The encoder runs again in `get_dist` and the behaviour-cloning loss, so the PPO and flow-matching
+    losses train it too (as the Gaussian head's ActorValueOperator does); the flow head's parts are
+    reachable as on a `FlowActor` (`net`, `noise_net`, `steps`, `integrate`).
+    """
+
+    def __init__(self, encoder: TensorDictModuleBase, flow: FlowActor) -> None:
+        super().__init__()
+        self.encoder, self.flow = encoder, flow
+        self.in_keys = list(encoder.in_keys)
+        self.out_keys = [*encoder.out_keys, *flow.out_keys]
+        self.stored_keys = flow.stored_keys
+
+    net = property(lambda self: self.flow.net)
+    noise_net = property(lambda self: self.flow.noise_net)
+    steps = property(lambda self: self.flow.steps)
+
+    def integrate(self, features: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return self.flow.integrate(features, noise)
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        return self.flow(self.encoder(tensordict))
+
+    def get_dist(self, tensordict: TensorDictBase) -> FlowRatio | ChainRatio:
+        return self.flow.get_dist(self.encoder(tensordict))
+
+    def flow_matching_loss(self, tensordict: TensorDictBase) -> torch.Tensor:
+        return self.flow.flow_matching_loss(self.encoder(tensordict))

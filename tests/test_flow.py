@@ -177,3 +177,40 @@ def test_verify_flow_rows_pass_and_each_breaks_with_its_detail(monkeypatch):
     original_chain = flow.chain_log_prob
     monkeypatch.setattr(flow, "chain_log_prob", lambda *args: original_chain(*args) + 1.0)
     assert Audit(tiny_config(*FLOW, "network.flow_ratio=chain")).run([40])[0].status == WRONG
+
+
+@pytest.mark.parametrize("ratio", ["fpo", "chain"])
+def test_the_flow_head_on_the_multimodal_encoder_trains_audits_and_exports(tmp_path, ratio):
+    from tests.test_export import loaded, runner_for
+    from tests.test_verify import MULTIMODAL
+    from gr00t_torchrl.runner import train
+
+    words = (*MULTIMODAL, "network.head=flow", f"network.flow_ratio={ratio}")
+    findings = {f.number: f for f in Audit(tiny_config(*words)).run()}
+    assert not [f for f in findings.values() if f.failed], findings
+    assert findings[21].status == "ok" and findings[38].status == "ok"  # one shared encoder; ratio 1
+    run_dir = tmp_path / "run"
+    train(resolve_config(merged(*TINY, *words, "total_steps=128", "eval_episodes=2", f"run_dir={run_dir}")))
+    _, pipeline = loaded(run_dir)
+    actor = pipeline.module.actor
+    encoder_params = {id(p) for p in actor.encoder.parameters()}
+    assert encoder_params <= {id(p) for p in pipeline.module.critic.parameters()}  # the critic shares it
+    assert main(["export", f"run_dir={run_dir}"]) == 0
+    info = json.loads((run_dir / "export" / "policy.json").read_text())
+    names = [i["name"] for i in info["inputs"]]
+    assert names[-1] == "noise" and len(names) >= 3  # image, proprioception, instruction ..., noise
+    exported = runner_for(run_dir / "export" / info["file"])
+    batch = next(iter(make_collector(pipeline))).reshape(-1)[:8]
+    noise = torch.randn(8, info["outputs"][0]["shape"][1])
+    with torch.no_grad():
+        features = actor.encoder(batch.select(*actor.in_keys).clone()).get("features")
+        reference = actor.integrate(features, noise)
+    low, high = torch.tensor(info["outputs"][0]["low"]), torch.tensor(info["outputs"][0]["high"])
+    inputs = {name: batch.get(name) for name in names[:-1]}
+    norm = pipeline.obs_norm
+    for index, key in enumerate(norm.in_keys):  # the exported policy takes raw readings: undo the env's normalization
+        if key in inputs:
+            stats = norm.stats[index]
+            inputs[key] = (inputs[key] * stats.std(norm.eps) + stats.mean).float()
+    # 1e-3: the raw readings here are rebuilt from normalized ones in float32, then normalized again inside
+    assert torch.allclose(exported({**inputs, "noise": noise}), torch.maximum(torch.minimum(reference, high), low), atol=1e-3)

@@ -13,6 +13,7 @@ from tensordict import TensorDictBase
 from gr00t_torchrl import checkpoint as ckpt
 from gr00t_torchrl.config import Config
 from gr00t_torchrl.modules.actor_critic import Critic, StateIndependentGaussianHead
+from gr00t_torchrl.modules.flow import EncodedFlowActor, FlowActor
 from gr00t_torchrl.modules.multimodal import MultiModalEncoder
 from gr00t_torchrl.modules.recurrent import memory_layers
 from gr00t_torchrl.pipeline import Pipeline, build_pipeline, make_collector
@@ -49,9 +50,10 @@ class Audit:
     @property
     def actor_head(self) -> torch.nn.Module:
         """The actor itself (vector observations), its head over the shared encoder's features, or a flow
-        head's velocity network (its noise network, where it has one, is ReinFlow's exploration, not the policy MLP)."""
+        head's velocity network (its noise network, where it has one, is ReinFlow's exploration, not the policy MLP;
+        its encoder is the shared one)."""
         actor = self.pipeline.module.actor
-        if getattr(actor, "noise_net", None) is not None:
+        if isinstance(actor, (FlowActor, EncodedFlowActor)):
             return actor.net
         if self.encoder is None:
             return actor

@@ -9,7 +9,7 @@ import torch
 from tensordict import TensorDict
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
-from gr00t_torchrl.modules.flow import FLOW_CHAIN
+from gr00t_torchrl.modules.flow import FLOW_CHAIN, EncodedFlowActor
 from gr00t_torchrl.verify.audit import Audit
 from gr00t_torchrl.verify.registry import NA, OK, WRONG, detail
 
@@ -56,14 +56,17 @@ def check_chain_log_prob(audit: Audit) -> tuple[str, str]:
         return NA, GAUSSIAN
     if audit.cfg.network.flow_ratio != "chain":
         return NA, "network.flow_ratio=fpo: no chain is stored"
-    actor = audit.pipeline.module.actor
     flat = audit.raw_batch.reshape(-1)
     rows = flat[torch.linspace(0, flat.shape[0] - 1, 8).long()]
-    obs, chain = rows.get(actor.in_keys[0]), rows.get(FLOW_CHAIN)
+    rollout, chain = audit.rollout_actor, rows.get(FLOW_CHAIN)
     steps = chain.shape[-2] - 1
     by_hand = torch.zeros(len(rows), dtype=torch.float64)
     with torch.no_grad():  # on the collection weights: the stored log-probs were computed with them
-        net, noise_net = audit.rollout_actor.net, audit.rollout_actor.noise_net
+        if isinstance(rollout, EncodedFlowActor):  # the head reads the shared encoder's features
+            obs = rollout.encoder(rows.select(*rollout.in_keys).clone()).get(rollout.flow.in_keys[0])
+        else:
+            obs = rows.get(rollout.in_keys[0])
+        net, noise_net = rollout.net, rollout.noise_net
         for k in range(steps):
             x, t = chain[:, k], torch.full((len(rows),), k / steps)
             mean, std = x + net(obs, x, t) / steps, noise_net(obs, x, t)
