@@ -28,9 +28,12 @@ from pathlib import Path
 from common import markdown_table, read_run, seed_list, write_markdown, write_rows
 
 TASK = "task=Gr00t-Two-Goals-v0"
-EVAL = 500
-FINETUNE = ["ppo.lr=3e-5", "total_steps=51200"]
-SCRATCH_BUDGET = {"pendulum": 100_000, "halfcheetah": 1_000_000}
+FULL = {"eval": 500, "demos": 1000, "few": 10, "epochs": 100, "few_epochs": 300, "ppo_steps": 100_000,
+        "finetune_steps": 102_400, "scratch": {"pendulum": 100_000, "halfcheetah": 1_000_000}}
+SMOKE = {"eval": 8, "demos": 20, "few": 4, "epochs": 2, "few_epochs": 2, "ppo_steps": 1024, "finetune_steps": 1024,
+         "scratch": {"pendulum": 512, "halfcheetah": 512}}
+SIZES = dict(FULL)
+FINETUNE_LR = "ppo.lr=5e-5"
 
 
 def cli(*args: str) -> None:
@@ -45,17 +48,17 @@ def success(run_dir: Path) -> float:
 
 def multimodal(seed: int, tmp: Path) -> list[dict]:
     data = tmp / f"demos{seed}"
-    cli("collect", TASK, "episodes=1000", f"out={data}", f"seed={seed}")
+    cli("collect", TASK, f"episodes={SIZES['demos']}", f"out={data}", f"seed={seed}")
     rows = []
     for head in ("flow", "gaussian"):
         bc = tmp / f"bc_{head}{seed}"
-        cli("bc", TASK, f"network.head={head}", f"data={data}", "epochs=100", f"seed={seed}", f"run_dir={bc}",
-            f"eval_episodes={EVAL}")
+        cli("bc", TASK, f"network.head={head}", f"data={data}", f"epochs={SIZES['epochs']}", f"seed={seed}",
+            f"run_dir={bc}", f"eval_episodes={SIZES['eval']}")
         rows.append({"part": "multimodal", "method": f"bc {head}", "seed": seed, "success": success(bc)})
         ppo = tmp / f"ppo_{head}{seed}"
         start = time.perf_counter()
-        cli("train", TASK, f"network.head={head}", f"seed={seed}", f"run_dir={ppo}", f"eval_episodes={EVAL}",
-            "progress_bar=false")
+        cli("train", TASK, f"network.head={head}", f"seed={seed}", f"run_dir={ppo}", f"eval_episodes={SIZES['eval']}",
+            f"total_steps={SIZES['ppo_steps']}", "progress_bar=false")
         rows.append({"part": "multimodal", "method": f"ppo {head}", "seed": seed, "success": success(ppo),
                      "wall_s": round(time.perf_counter() - start, 1)})
     return rows
@@ -63,12 +66,12 @@ def multimodal(seed: int, tmp: Path) -> list[dict]:
 
 def finetune(seed: int, tmp: Path) -> list[dict]:
     data, bc, ppo = tmp / f"few{seed}", tmp / f"bc_few{seed}", tmp / f"ft{seed}"
-    cli("collect", TASK, "episodes=10", "noise=0.5", f"out={data}", f"seed={seed}")
-    cli("bc", TASK, "network.head=flow", f"data={data}", "epochs=300", f"seed={seed}", f"run_dir={bc}",
-        f"eval_episodes={EVAL}")
-    cli("train", TASK, "network.head=flow", f"init_from={bc}", *FINETUNE, f"seed={seed}", f"run_dir={ppo}",
-        f"eval_episodes={EVAL}", "progress_bar=false")
-    return [{"part": "finetune", "method": "bc flow (10 noisy demos)", "seed": seed, "success": success(bc)},
+    cli("collect", TASK, f"episodes={SIZES['few']}", "noise=0.5", f"out={data}", f"seed={seed}")
+    cli("bc", TASK, "network.head=flow", f"data={data}", f"epochs={SIZES['few_epochs']}", f"seed={seed}",
+        f"run_dir={bc}", f"eval_episodes={SIZES['eval']}")
+    cli("train", TASK, "network.head=flow", f"init_from={bc}", FINETUNE_LR, f"total_steps={SIZES['finetune_steps']}",
+        f"seed={seed}", f"run_dir={ppo}", f"eval_episodes={SIZES['eval']}", "progress_bar=false")
+    return [{"part": "finetune", "method": f"bc flow ({SIZES['few']} noisy demos)", "seed": seed, "success": success(bc)},
             {"part": "finetune", "method": "bc flow + fpo fine-tuning", "seed": seed, "success": success(ppo)}]
 
 
@@ -77,7 +80,7 @@ def scratch(task: str, seed: int, tmp: Path) -> list[dict]:
     for head in ("gaussian", "flow"):
         run_dir = tmp / f"{task}_{head}{seed}"
         start = time.perf_counter()
-        cli("train", f"task={task}", f"network.head={head}", f"total_steps={SCRATCH_BUDGET[task]}", f"seed={seed}",
+        cli("train", f"task={task}", f"network.head={head}", f"total_steps={SIZES['scratch'][task]}", f"seed={seed}",
             f"run_dir={run_dir}", "eval_episodes=10", "progress_bar=false")
         run = read_run(run_dir)
         rows.append({"part": f"scratch {task}", "method": f"ppo {head}", "seed": seed,
@@ -104,10 +107,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", nargs="+", choices=["multimodal", "finetune", "scratch"],
                         default=["multimodal", "finetune", "scratch"])
-    parser.add_argument("--scratch-tasks", nargs="+", choices=list(SCRATCH_BUDGET), default=["pendulum"])
+    parser.add_argument("--scratch-tasks", nargs="+", choices=list(FULL["scratch"]), default=["pendulum"])
+    parser.add_argument("--smoke", action="store_true", help="tiny budgets everywhere (the test suite's check)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--stem", default="flow_head")
     args = parser.parse_args()
+    if args.smoke:
+        SIZES.update(SMOKE)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(1, args.seeds + 1):
@@ -119,7 +125,8 @@ def main() -> None:
                 for task in args.scratch_tasks:
                     rows += scratch(task, seed, Path(tmp))
             print("\n".join(table(rows)), flush=True)
-    write_rows(rows, args.stem)
+    columns = ["part", "method", "seed", "success", "eval_return", "wall_s"]
+    write_rows([{key: row.get(key, "") for key in columns} for row in rows], args.stem)
     write_markdown(args.stem, "Flow-matching head against the Gaussian head", table(rows))
 
 

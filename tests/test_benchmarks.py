@@ -285,3 +285,21 @@ def test_recurrent_benchmark_trains_every_learner_without_velocities(tmp_path):
     assert [r["learner"] for r in table] == ["lstm", "sb3_recurrent_ppo"]
     assert all(int(r["env_steps"]) >= 256 and float(r["eval_return"]) > 0 for r in table)
     assert (tmp_path / "rec_cartpole.png").is_file()
+
+
+def test_flow_benchmark_runs_every_part_on_tiny_budgets(tmp_path):
+    run_script("flow.py", "--smoke", "--seeds", "1", "--stem", "flow", out=tmp_path)
+    table = rows(tmp_path / "flow.csv")
+    methods = [r["method"] for r in table]
+    assert methods == ["bc flow", "ppo flow", "bc gaussian", "ppo gaussian", "bc flow (4 noisy demos)",
+                       "bc flow + fpo fine-tuning", "ppo gaussian", "ppo flow"]
+    assert all(0.0 <= float(r["success"]) <= 1.0 for r in table if r["success"])
+
+
+def test_atari_benchmark_trains_and_reports_a_game_and_a_stopped_run(tmp_path):
+    run_script("atari.py", "--games", "breakout", "--steps", "1024", "--set", "env.max_episode_steps=400",
+               "--stem", "atari", out=tmp_path)
+    table = rows(tmp_path / "atari.csv")
+    assert table[0]["game"] == "breakout" and int(table[0]["env_steps"]) == 1024
+    assert (tmp_path / "atari_breakout.png").is_file()
+    assert "414.7" in (tmp_path / "atari.md").read_text()  # CleanRL's 10M figure beside ours
