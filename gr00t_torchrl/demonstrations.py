@@ -110,7 +110,7 @@ def record(cfg: Config, policy: Policy | None, episodes: int, noise: float = 0.0
 
 def save(data: TensorDict, out: Path, meta: dict[str, Any]) -> None:
     """Writes the set as a memory-mapped TensorDict under `out`, with `demonstrations.json` beside it."""
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"'{out}' already holds files; choose a new out=<dir> (nothing was written).")
     data.memmap(out / "data")
     (out / META).write_text(json.dumps(meta, indent=2) + "\n")
@@ -198,12 +198,19 @@ def clone_run(cfg: Config, data_dir: Path, epochs: int, batch_size: int, lr: flo
     data, meta = load(data_dir)
     if meta.get("env_id") not in (None, cfg.env.id):
         raise ConfigError(f"The demonstrations in '{data_dir}' are of {meta['env_id']}, but this run's task is {cfg.env.id}.")
+    claimed = not cfg.run_dir
     run_dir = prepare_run_dir(cfg, resuming=False)
     cfg.run_dir = str(run_dir)
-    pipeline = build_pipeline(cfg, L.Fabric(accelerator="cpu", devices=1))
-    action_dim = pipeline.env.action_spec.shape[-1]
-    if pipeline.signature["action"]["kind"] == "continuous" and data.get("action").shape[-1:] != (action_dim,):
-        raise ConfigError(f"The demonstrations' actions have shape {list(data.get('action').shape[1:])}; this task's are [{action_dim}].")
+    try:
+        pipeline = build_pipeline(cfg, L.Fabric(accelerator="cpu", devices=1))
+        action_dim = pipeline.env.action_spec.shape[-1]
+        if pipeline.signature["action"]["kind"] == "continuous" and data.get("action").shape[-1:] != (action_dim,):
+            raise ConfigError(f"The demonstrations' actions have shape {list(data.get('action').shape[1:])}; "
+                              f"this run's are [{action_dim}] (network.action_chunk?).")
+    except ConfigError:
+        if claimed and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # a refused run leaves no empty directory of its own behind
+        raise
     generator = torch.Generator().manual_seed(cfg.seed)
     losses = clone(pipeline, data, epochs, batch_size, lr, generator)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -98,6 +98,8 @@ def test_bc_keeps_both_modes_with_the_flow_head_a_gaussian_averages_them_and_ppo
     run.collector.shutdown()
 
     assert main(["train", TWO_GOALS, f"init_from={bc_dir}", f"run_dir={tmp_path / 'g'}"]) == 2  # a Gaussian head
+    assert main(["bc", TWO_GOALS, f"data={data_dir}", "network.action_chunk=4", f"run_dir={tmp_path / 'c'}"]) == 2
     assert main(["train", TWO_GOALS, f"init_from={bc_dir}", f"resume={bc_dir}"]) == 2
     err = capsys.readouterr().err
-    assert "do not fit this run's networks" in err and "exclude each other" in err
+    assert "do not fit this run's networks" in err and "exclude each other" in err and "network.action_chunk" in err
+    assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())
