@@ -268,8 +268,8 @@ def bc_main(argv: list[str]) -> int:
     if "eval_return_mean" in result:
         scores = f"; eval return {result['eval_return_mean']:.1f}"
         scores += f", success rate {result['success_rate']:.2f}" if "success_rate" in result else ""
-    print(f"bc: {result['demonstration_steps']} steps of {result['demonstration_episodes']} episodes, final loss {result['final_loss']:.4f}{scores}; "
-          f"run saved in {result['run_dir']} (start PPO from it with init_from={result['run_dir']})")
+    print(f"bc: {result['demonstration_steps']} steps of {result['demonstration_episodes']} episodes, "
+          f"final loss {result['final_loss']:.4f}{scores}; run saved in {result['run_dir']} (start PPO from it with init_from={result['run_dir']})")
     return 0
 
 

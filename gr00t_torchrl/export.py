@@ -4,8 +4,9 @@ The exported module takes the raw observation groups the policy reads (the propr
 float32, images as uint8 [C, H, W], instructions as int64 token ids), normalizes the vector groups
 with the run's frozen statistics (details 28-29, folded in), runs the deterministic actor (the
 Gaussian's mean, the categorical's most likely action, or the flow head's K Euler steps unrolled from
-a noise input the caller gives) and clips continuous actions to the action bounds, as the env step does in training (detail 27). Nothing of this package is needed to
-run it: `onnxruntime` or `torch.jit.load` is enough.
+a noise input the caller gives) and clips continuous actions to the action bounds, as the env step
+does in training (detail 27). Nothing of this package is needed to run it: `onnxruntime` or
+`torch.jit.load` is enough.
 """
 
 from __future__ import annotations

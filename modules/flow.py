@@ -142,8 +142,9 @@ class FlowActor(TensorDictModuleBase):
     Reads "observation"; while exploring writes "action" and, with `ratio="fpo"`, N (t, noise) pairs per
     action and "action_log_prob" (minus the CFM loss, the FPO log-prob); with `ratio="chain"`, the noisy
     Euler chain and its exact log-probability. Outside exploration (evaluation) it injects no step noise
-    and writes the action only, integrated from fresh noise (`eval_noise="sample"`, as GR00T samples at inference: a multimodal policy keeps its
-    modes) or from zero, the noise's mean (`"zero"`: one action per state).
+    and writes the action only, integrated from fresh noise (`eval_noise="sample"`, as GR00T samples at
+    inference: a multimodal policy keeps its modes) or from zero, the noise's mean (`"zero"`: one action
+    per state).
     """
 
     def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: Sequence[int], activation: str, steps: int = 4,
@@ -183,8 +184,8 @@ class FlowActor(TensorDictModuleBase):
         obs = tensordict.get(self.in_keys[0])
         shape = (*obs.shape[:-1], self.action_dim)
         noise = torch.randn(shape, device=obs.device, dtype=obs.dtype)
-        if exploration_type() not in (ExplorationType.RANDOM, None):  # evaluation: no FPO pairs to store
-            if self.eval_noise == "zero":  # the noise's mean: one action per state, between the modes of a multimodal policy
+        if exploration_type() not in (ExplorationType.RANDOM, None):  # evaluation: nothing to store
+            if self.eval_noise == "zero":  # the noise's mean: for a two-mode policy, an action between the modes
                 noise = torch.zeros_like(noise)
             return tensordict.set("action", self.integrate(obs, noise))
         if self.ratio == "chain":
