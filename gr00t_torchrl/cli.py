@@ -96,6 +96,8 @@ def train_main(argv: list[str]) -> int:
             f"resume with: python recipes/ppo_gr00t.py resume={result['run_dir']}"
         )
         return 128 + getattr(signal.Signals, result["interrupted"], signal.SIGTERM).value
+    if result.get("compile_seconds") is not None:
+        print(f"compile: {result['compile_seconds']:.1f} s, once, in the first update (compile=true)")
     if "eval_return_mean" in result:
         print(
             f"done: {cfg.task} {result['env_steps']} env steps, eval return "

@@ -177,6 +177,10 @@ class Config:
     checkpoint_every: int = _field(10, "save checkpoints/last.ckpt every this many iterations", ge=1)
     eval_episodes: int = _field(10, "deterministic evaluation episodes at the end", ge=0)
     progress_bar: bool = _field(True, "show a progress bar")
+    compile: bool = _field(
+        False, "torch.compile the policy step and the PPO update (compiled once per run, its time reported; off by "
+        "default: on this project's CPU benchmarks it is not faster yet)"
+    )
     env: EnvConfig = field(default_factory=EnvConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)

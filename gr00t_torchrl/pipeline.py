@@ -120,7 +120,7 @@ def build_pipeline(cfg: Config, fabric: L.Fabric) -> Pipeline:
     with_memory(env, policy)
     num_iterations = max(cfg.total_steps // (cfg.frames_per_batch * fabric.world_size), 1)
     module = PPOModule(cfg.ppo, actor, critic, num_iterations, fabric=fabric, privileged_predictor=predictor,
-                       aux_coeff=cfg.network.encoder.privileged_aux_coeff)
+                       aux_coeff=cfg.network.encoder.privileged_aux_coeff, compile_update=cfg.compile)
     optimizer, scheduler = module.configure_optimizers()
     fabric_module, optimizer = fabric.setup(module, optimizer)
     signature = task_signature(cfg, env)
@@ -227,6 +227,10 @@ def collection_policy(actor: ProbabilisticActor) -> TensorDictModuleBase:
 
 def make_collector(pipeline: Pipeline) -> Collector:
     """TorchRL's collector of `frames_per_batch` env steps per batch, with the current policy."""
+    if pipeline.cfg.compile:
+        # compiled sampling draws eager's random numbers (inductor has its own generator otherwise): the same
+        # actions as an eager run, and an exact resume
+        torch._inductor.config.fallback_random = True
     return Collector(
         pipeline.env,
         pipeline.collection_policy,
@@ -239,4 +243,5 @@ def make_collector(pipeline: Pipeline) -> Collector:
         env_device=pipeline.env.device,
         policy_device=pipeline.fabric.device,
         storing_device=pipeline.fabric.device,
+        compile_policy=pipeline.cfg.compile or None,  # torch.compile of the policy step (TorchRL's option)
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import lightning as L
@@ -15,7 +16,7 @@ from torchrl.modules import ProbabilisticActor, ValueOperator, set_recurrent_mod
 from torchrl.objectives import ClipPPOLoss
 from torchrl.objectives.value import GAE
 
-from gr00t_torchrl.config import PPOConfig
+from gr00t_torchrl.config import ConfigError, PPOConfig
 from gr00t_torchrl.modules.multimodal import PREDICTION_KEY, PRIVILEGED_KEY
 from gr00t_torchrl.modules.recurrent import memory_layers
 
@@ -37,6 +38,10 @@ class NonFiniteUpdateError(RuntimeError):
     """Too many consecutive updates had a non-finite loss or gradient."""
 
 
+class CompileError(ConfigError):
+    """`compile=true` could not compile the update: the run stops and names the setting to turn off."""
+
+
 class PPOModule(L.LightningModule):
     """Owns the actor, the critic, GAE, the clipped PPO loss and the optimizer configuration.
 
@@ -55,8 +60,14 @@ class PPOModule(L.LightningModule):
         fabric: L.Fabric | None = None,
         privileged_predictor: TensorDictModuleBase | None = None,
         aux_coeff: float = 0.0,
+        compile_update: bool = False,
     ) -> None:
         super().__init__()
+        # `compile=true`: the mini-batch loss (forward and backward) through torch.compile, compiled once
+        # on the first update and timed (`compile_seconds`); never a silent fall back to eager
+        self.compile_update = compile_update
+        self._compiled_loss: Callable[[TensorDictBase], TensorDictBase] | None = None
+        self.compile_seconds: float | None = None
         # the Fabric that runs this module (DDP backward, gradient clipping, cross-rank reductions);
         # None: a single process driven directly
         self.fabric = fabric
@@ -218,6 +229,9 @@ class PPOModule(L.LightningModule):
         # a recurrent policy's batch keeps its [envs, time] shape: a mini-batch is a set of whole env
         # sequences in time order (detail 35)
         flat = (batch if self.recurrent else batch.reshape(-1)).select(*self.loss_keys, strict=False)
+        compiling = self.compile_update and self._compiled_loss is None
+        if self.compile_update:
+            loss_fn = self._compiled(loss_fn, flat)
         for metric in self.update_metrics.values():
             metric.reset()
         logged: dict[str, list[torch.Tensor]] = {name: [] for name in UPDATE_METRICS}
@@ -231,8 +245,32 @@ class PPOModule(L.LightningModule):
             name: float(metric.compute()) for name, metric in self.update_metrics.items() if metric.update_count
         }
         stats["epochs_run"] = float(epochs_run)
+        if compiling:  # this update compiled the loss: its time is part of this iteration's update time
+            stats["time_compile"] = self.compile_seconds
         stats["skipped_updates"] = float(self.skipped_updates)
         return stats
+
+    def _compiled(
+        self, loss_fn: Callable[[TensorDictBase], TensorDictBase], flat: TensorDictBase
+    ) -> Callable[[TensorDictBase], TensorDictBase]:
+        """`loss_fn` compiled, the first time on a mini-batch-sized slice whose gradients are then discarded."""
+        if self._compiled_loss is None:
+            compiled = torch.compile(loss_fn)
+            start = time.perf_counter()
+            devices = [flat.device] if flat.device is not None and flat.device.type == "cuda" else []
+            try:  # fork_rng: the warm-up draws no number the update would have drawn
+                with set_recurrent_mode(self.recurrent), torch.random.fork_rng(devices=devices):
+                    losses = compiled(flat[: max(flat.shape[0] // self.cfg.num_minibatches, 1)])
+                    sum(value for key, value in losses.items() if key.startswith("loss_")).backward()
+            except Exception as err:  # dynamo / inductor errors have no common base class
+                first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                raise CompileError(f"compile=true failed to compile the PPO update ({type(err).__name__}: {first_line}); "
+                                   "run with compile=false.") from err
+            finally:
+                self.zero_grad(set_to_none=True)
+            self.compile_seconds = time.perf_counter() - start
+            self._compiled_loss = compiled
+        return self._compiled_loss
 
     def _epochs(
         self, flat: TensorDictBase, optimizer: torch.optim.Optimizer,

@@ -295,6 +295,7 @@ def finish_run(run: Run, interrupted: str | None) -> dict[str, Any]:
         "checkpoint": str(run.ckpt_path),
         "global_zero": fabric.is_global_zero,
         "interrupted": interrupted,
+        "compile_seconds": run.pipeline.module.compile_seconds,
     }
     if fabric.is_global_zero and run.cfg.eval_episodes > 0 and not interrupted:
         scores = evaluate_pipeline(run.pipeline, run.cfg.eval_episodes)

@@ -1,0 +1,80 @@
+"""`compile=true`: the policy step and the PPO update through torch.compile, with eager's results."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+
+from gr00t_torchrl import checkpoint as ckpt
+from gr00t_torchrl.pipeline import build_pipeline, make_collector, make_fabric
+from gr00t_torchrl.ppo_module import CompileError
+from gr00t_torchrl.runner import train
+from gr00t_torchrl.tasks import resolve_config
+from tests.conftest import TINY, merged
+
+WORDS = ("task=pendulum", "total_steps=128", "eval_episodes=0")
+
+
+def built(compile_flag: str):
+    cfg = resolve_config(merged(*TINY, *WORDS, f"compile={compile_flag}"))
+    return build_pipeline(cfg, make_fabric(cfg))  # seeded from the config: the same weights each time
+
+
+def test_compiled_collection_and_update_give_eager_results():
+    eager, compiled = built("false"), built("true")
+    batches = []
+    for pipeline in (eager, compiled):
+        torch.manual_seed(7)
+        collector = make_collector(pipeline)
+        batches.append(next(iter(collector)).clone())
+        collector.shutdown()
+    assert torch.allclose(batches[0]["action"], batches[1]["action"], atol=1e-5)  # the same draws, the same actions
+    batch = eager.module.compute_advantages(batches[0])
+    # one mini-batch through the eager and the compiled loss: the same losses and gradients
+    minibatch = batch.reshape(-1)[:32].select(*eager.module.loss_keys, strict=False)
+    grads = []
+    for fn in (eager.module.training_step, torch.compile(eager.module.training_step)):
+        losses = fn(minibatch.clone())
+        eager.module.zero_grad(set_to_none=True)
+        (losses["loss_objective"] + losses["loss_critic"]).backward()
+        grads.append([p.grad.clone() for p in eager.module.parameters() if p.grad is not None])
+        grads[-1].insert(0, torch.stack([losses["loss_objective"].detach(), losses["loss_critic"].detach()]))
+    eager.module.zero_grad(set_to_none=True)
+    assert all(torch.allclose(a, b, atol=1e-5, rtol=1e-4) for a, b in zip(*grads, strict=True))
+    stats = []
+    for pipeline in (eager, compiled):
+        torch.manual_seed(11)  # the same mini-batch order
+        stats.append(pipeline.module.update(batch.clone(), pipeline.optimizer))
+    assert compiled.module.compile_seconds > 0 and eager.module.compile_seconds is None
+    # a whole update (2 epochs x 2 mini-batches): Adam's steps amplify float differences of near-zero gradients
+    for key in ("policy_loss", "value_loss", "approx_kl", "grad_norm"):  # averaged over the epochs' mini-batches
+        assert stats[1][key] == pytest.approx(stats[0][key], rel=5e-2, abs=1e-4), key
+    assert stats[1]["time_compile"] == compiled.module.compile_seconds and "time_compile" not in stats[0]
+
+
+def test_a_compiled_run_trains_and_reports_its_compile_time_once(tmp_path):
+    result = train(resolve_config(merged(*TINY, *WORDS, "compile=true", f"run_dir={tmp_path / 'run'}")))
+    with (tmp_path / "run" / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert result["compile_seconds"] > 0 and float(rows[0]["time_compile"]) == pytest.approx(result["compile_seconds"])
+    assert rows[1]["time_compile"] == ""  # compiled once, in the first update
+    assert ckpt.load(ckpt.checkpoint_path(tmp_path / "run"))["iteration"] == 2
+
+
+def test_a_failed_compile_stops_with_the_setting_to_turn_off(monkeypatch):
+    cfg = resolve_config(merged(*TINY, *WORDS, "compile=true"))
+    pipeline = build_pipeline(cfg, make_fabric(cfg))
+    collector = make_collector(pipeline)
+    batch = pipeline.module.compute_advantages(next(iter(collector)).clone())
+    collector.shutdown()
+
+    def broken(fn, **kwargs):
+        def call(*args, **kw):
+            raise RuntimeError("backend exploded\nmore lines")
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken)
+    with pytest.raises(CompileError, match=r"compile=true failed .*backend exploded\); run with compile=false"):
+        pipeline.module.update(batch, pipeline.optimizer)
