@@ -296,7 +296,7 @@ def test_flow_benchmark_runs_every_part_on_tiny_budgets(tmp_path):
     assert all(0.0 <= float(r["success"]) <= 1.0 for r in table if r["success"])
 
 
-def test_atari_benchmark_trains_and_reports_a_game_and_a_stopped_run(tmp_path):
+def test_atari_benchmark_trains_a_game_and_reports_it_beside_cleanrl(tmp_path):
     run_script("atari.py", "--games", "breakout", "--steps", "1024", "--set", "env.max_episode_steps=400",
                "--stem", "atari", out=tmp_path)
     table = rows(tmp_path / "atari.csv")
