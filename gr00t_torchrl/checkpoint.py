@@ -23,7 +23,7 @@ from gr00t_torchrl.distributed import gather_objects
 from gr00t_torchrl.durable import write_atomic
 from gr00t_torchrl.envs import env_snapshot, restore_env_snapshot
 from gr00t_torchrl.modules.recurrent import recurrent_state_keys
-from gr00t_torchrl.transforms import RunningObservationNorm
+from gr00t_torchrl.transforms import ResumableCatFrames, RunningObservationNorm
 
 if TYPE_CHECKING:
     from gr00t_torchrl.pipeline import Pipeline
@@ -174,6 +174,10 @@ def restore(pipeline: Pipeline, saved: dict[str, Any], path: Path) -> TrainState
     pipeline.module.skipped_updates = saved["skipped_updates"]
     if not restore_env_snapshot(pipeline.env, saved["ranks"][rank]["env_snapshot"]):
         warnings.warn("This env's state cannot be saved: the resumed run starts new episodes.", stacklevel=2)
+    else:  # the restored episodes go on: so do their stacked frames
+        for transform in pipeline.env.transform:
+            if isinstance(transform, ResumableCatFrames):
+                transform.continue_after_restore()
     return TrainState(saved["iteration"], saved["env_steps"])
 
 
@@ -219,4 +223,17 @@ def _load_shared_state(pipeline: Pipeline, saved: dict[str, Any], rank: int) -> 
     pipeline.module.load_state_dict(saved["module"])
     pipeline.optimizer.load_state_dict(saved["optimizer"])
     pipeline.scheduler.load_state_dict(saved["scheduler"])
-    pipeline.env.transform.load_state_dict(saved["ranks"][rank]["env_transforms"])
+    transforms = saved["ranks"][rank]["env_transforms"]
+    materialize_lazy_buffers(pipeline.env.transform, transforms)
+    pipeline.env.transform.load_state_dict(transforms)
+
+
+def materialize_lazy_buffers(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Gives lazy buffers the saved shapes, so that the saved values load into them.
+
+    TorchRL's `CatFrames` (frame stacking) keeps its frame history in an `UninitializedBuffer` until its
+    first step; a freshly built env's has no shape, and `load_state_dict` cannot copy into it.
+    """
+    for name, buffer in list(module.named_buffers()):
+        if isinstance(buffer, torch.nn.parameter.UninitializedBuffer) and name in state:
+            buffer.materialize(state[name].shape, dtype=state[name].dtype)

@@ -242,3 +242,17 @@ def test_channels_last_camera_images_reach_the_encoder_channels_first(monkeypatc
     train(resolve_config(merged(*TINY, *MULTIMODAL, "env.frame_stack=2", "total_steps=128", "eval_episodes=0",
                                 f"run_dir={tmp_path / 'run'}")))  # and trains, checkpoint included
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_a_frame_stacked_run_resumes_exactly_and_evaluates(tmp_path):
+    words = (*TINY, *MULTIMODAL, "env.frame_stack=2", "total_steps=256", "eval_episodes=0", "checkpoint_every=100")
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    train(resolve_config(merged(*words, f"run_dir={straight}")))
+    train(resolve_config(merged(*words, f"run_dir={interrupted}")), stop_after=2)
+    train(resolve_config([f"resume={interrupted}"]))  # the saved frame history goes back into a fresh env
+    a, b = (ckpt.load(ckpt.checkpoint_path(d)) for d in (straight, interrupted))
+    for group, sa, sb in (("module", a, b), ("env_transforms", a["ranks"][0], b["ranks"][0])):
+        for key, value in sa[group].items():
+            assert torch.equal(value, sb[group][key]), f"{group}.{key} differs"
+    assert any("_cat_buffers_image" in key for key in a["ranks"][0]["env_transforms"])
+    assert main(["eval", f"run_dir={interrupted}", "episodes=2"]) == 0

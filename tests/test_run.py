@@ -63,10 +63,12 @@ def test_checkpoint_round_trip_loads_with_weights_only(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # no temporary file left behind
 
 
-@pytest.mark.parametrize("task", ["pendulum", "cartpole", "halfcheetah", "Gr00t-Arm-Reach-v0"])
+@pytest.mark.parametrize("task", ["pendulum", "cartpole", "halfcheetah", "Gr00t-Arm-Reach-v0", "pendulum-frames"])
 def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path, task):
     straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
     extra = ("checkpoint_every=100", "eval_episodes=0")
+    if task == "pendulum-frames":  # a Gymnasium task over 4 stacked observations: the stacks carry over too
+        task, extra = "pendulum", (*extra, "env.hide_velocity=true", "env.frame_stack=4")
     train(resolve_config(run_args(task, straight, *extra)))
     train(resolve_config(run_args(task, interrupted, *extra)), stop_after=4)
     assert ckpt.load(interrupted / "checkpoints" / "last.ckpt")["iteration"] == 4

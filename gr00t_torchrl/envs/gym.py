@@ -7,13 +7,13 @@ import warnings
 
 import gymnasium as gym
 import numpy as np
-from torchrl.envs import CatFrames, Compose, DoubleToFloat, GymWrapper, RenameTransform, TransformedEnv
+from torchrl.envs import Compose, DoubleToFloat, GymWrapper, RenameTransform, TransformedEnv
 
 from gr00t_torchrl.config import Config, ConfigError
 from gr00t_torchrl.envs.atari import is_atari_task, make_atari, register_ale
 from gr00t_torchrl.envs.resumable import ResumableSyncVectorEnv
 from gr00t_torchrl.seeding import sub_env_seeds
-from gr00t_torchrl.transforms import EpisodeStatistics, RunningObservationNorm, RewardScaling
+from gr00t_torchrl.transforms import ResumableCatFrames, EpisodeStatistics, RunningObservationNorm, RewardScaling
 
 
 PIXELS = "pixels"  # the key of a Gymnasium task's image observation (the encoder's image group)
@@ -163,10 +163,10 @@ def make_gym_env(cfg: Config, seed: int, *, num_envs: int, train: bool = True, r
     if len(obs_shape) == 3:  # frames [C, H, W] (Atari): an image group for the encoder, never normalized
         transforms.append(RenameTransform(["observation"], [PIXELS], create_copy=False))
         if cfg.env.frame_stack > 1:  # detail 20
-            transforms.append(CatFrames(N=cfg.env.frame_stack, dim=-3, in_keys=[PIXELS], padding="same"))
+            transforms.append(ResumableCatFrames(N=cfg.env.frame_stack, dim=-3, in_keys=[PIXELS], padding="same"))
         return TransformedEnv(base, Compose(*transforms, *reward_transforms(cfg, num_envs, train)))
     if cfg.env.frame_stack > 1:  # the last N observation vectors side by side (the feed-forward answer to hidden state)
-        transforms.append(CatFrames(N=cfg.env.frame_stack, dim=-1, in_keys=["observation"], padding="same"))
+        transforms.append(ResumableCatFrames(N=cfg.env.frame_stack, dim=-1, in_keys=["observation"], padding="same"))
         obs_shape = (obs_shape[0] * cfg.env.frame_stack, *obs_shape[1:])
     if cfg.env.normalize_obs:
         transforms.append(RunningObservationNorm(["observation"], [obs_shape], clip=cfg.env.obs_clip))

@@ -15,12 +15,12 @@ from typing import Any
 
 import torch
 from tensordict import TensorDict, TensorDictBase
-from torchrl.envs import CatFrames, PermuteTransform, RenameTransform, TransformedEnv, VecGymEnvTransform
+from torchrl.envs import PermuteTransform, RenameTransform, TransformedEnv, VecGymEnvTransform
 from torchrl.envs.libs.isaac_lab import IsaacLabWrapper
 
 from gr00t_torchrl.config import Config, ConfigError
 from gr00t_torchrl.envs.builtin import BUILTIN_TASKS, make_builtin_task
-from gr00t_torchrl.transforms import ActionChunk, EpisodeStatistics, RunningObservationNorm, RewardScaling
+from gr00t_torchrl.transforms import ActionChunk, ResumableCatFrames, EpisodeStatistics, RunningObservationNorm, RewardScaling
 
 ISAAC_PREFIX, MJLAB_PREFIX = "Isaac-", "Mjlab-"
 POLICY_GROUP, CRITIC_GROUP = "policy", "critic"  # Isaac Lab's observation group names
@@ -160,16 +160,16 @@ def channels_last_images(env: TransformedEnv) -> list[str]:
     ]
 
 
-def frame_stack(env: TransformedEnv, frames: int) -> CatFrames:
+def frame_stack(env: TransformedEnv, frames: int) -> ResumableCatFrames:
     """Detail 20: each image group [C, H, W] becomes its last `frames` frames stacked, [frames * C, H, W].
 
-    TorchRL's CatFrames; a finished env's stack restarts from its new episode's first frame (repeated)
+    TorchRL's CatFrames (resumable); a finished env's stack restarts from its new episode's first frame (repeated)
     on the native auto-reset path too, so no frame of one episode leaks into the next.
     """
     images = [key for key, spec in env.observation_spec.items() if len(spec.shape) == 4]
     if not images:
         raise ConfigError(f"env.frame_stack={frames} needs a task with image observations; this one has none.")
-    return CatFrames(N=frames, dim=-3, in_keys=images, padding="same")
+    return ResumableCatFrames(N=frames, dim=-3, in_keys=images, padding="same")
 
 
 def make_isaac_api_env(
