@@ -102,4 +102,4 @@ def test_recurrent_settings_are_checked(capsys):
     assert main(["train", *HIDDEN, "ppo.num_minibatches=8", "env.num_envs=4"]) == 2
     assert main(["train", "task=Gr00t-Reach-Language-v0", "network.recurrent=gru", "total_steps=64"]) == 2
     err = capsys.readouterr().err
-    assert "cannot exceed env.num_envs (4)" in err and "with images or an instruction are not built yet" in err
+    assert "cannot exceed env.num_envs (4)" in err and "with images or an instruction is not built yet" in err
