@@ -202,9 +202,7 @@ def initialize_from(pipeline: Pipeline, run_dir: Path) -> None:
     check_compatible({k: v for k, v in saved.items() if k != "num_envs"}, pipeline.signature, path)
     try:  # the networks only: the loss's settings (clip range, coefficients) are this run's own
         for name in ("actor", "critic"):
-            prefix = f"{name}."
-            weights = {key[len(prefix):]: value for key, value in saved["module"].items() if key.startswith(prefix)}
-            getattr(pipeline.module, name).load_state_dict(weights)
+            getattr(pipeline.module, name).load_state_dict(_under(saved["module"], name))
     except RuntimeError:
         raise CheckpointError(
             f"The weights in {path} do not fit this run's networks: start it with the network settings of "
@@ -213,9 +211,13 @@ def initialize_from(pipeline: Pipeline, run_dir: Path) -> None:
     source = saved["ranks"][0]["env_transforms"]
     for index, transform in enumerate(pipeline.env.transform):
         if isinstance(transform, RunningObservationNorm):
-            prefix = f"transforms.{index}."
-            state = {key[len(prefix):]: value for key, value in source.items() if key.startswith(prefix)}
-            transform.load_state_dict(state)
+            transform.load_state_dict(_under(source, f"transforms.{index}"))
+
+
+def _under(state: dict[str, Any], name: str) -> dict[str, Any]:
+    """The entries of a state dict under the submodule `name`, with the prefix removed."""
+    prefix = f"{name}."
+    return {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
 
 
 def _load_shared_state(pipeline: Pipeline, saved: dict[str, Any], rank: int) -> None:

@@ -206,9 +206,9 @@ def collect_main(argv: list[str]) -> int:
         noise = validated(args.get("noise", 0.0), float, "noise", ge=0.0)
         seed = validated(args["seed"], int, "seed", ge=0) if "seed" in args else None
         out = Path(str(args["out"]))
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise ConfigError(f"'{out}' already holds files; choose a new out=<dir> (nothing was written).")
         from gr00t_torchrl import demonstrations as demos
+
+        demos.check_new_directory(out)  # before any work, not only at the end
 
         if "run_dir" in args:
             import lightning as L

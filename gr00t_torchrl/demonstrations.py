@@ -22,6 +22,7 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from gr00t_torchrl.config import Config, ConfigError
 from gr00t_torchrl.envs import make_env, vector_env
+from gr00t_torchrl.evaluate import end_first_episodes
 from gr00t_torchrl.modules.flow import EncodedFlowActor, FlowActor
 from gr00t_torchrl.pipeline import Pipeline
 from gr00t_torchrl.seeding import evaluation_seed
@@ -90,10 +91,7 @@ def record(cfg: Config, policy: Policy | None, episodes: int, noise: float = 0.0
         steps.append(row)
         td.set("action", action)
         step, td = env.step_and_maybe_reset(td)
-        done = step.get(("next", "done")).reshape(-1).cpu() & ~finished
-        if has_success:
-            success[done] = task.extras["success"].reshape(-1).cpu()[done]
-        finished |= done
+        end_first_episodes(step, task, finished, success)
         if finished.all():
             break
     env.close()
@@ -108,10 +106,15 @@ def record(cfg: Config, policy: Policy | None, episodes: int, noise: float = 0.0
     return stacked[valid]
 
 
-def save(data: TensorDict, out: Path, meta: dict[str, Any]) -> None:
-    """Writes the set as a memory-mapped TensorDict under `out`, with `demonstrations.json` beside it."""
+def check_new_directory(out: Path) -> None:
+    """Refuses an `out` that exists as a file or a non-empty directory: nothing already written is changed."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"'{out}' already holds files; choose a new out=<dir> (nothing was written).")
+
+
+def save(data: TensorDict, out: Path, meta: dict[str, Any]) -> None:
+    """Writes the set as a memory-mapped TensorDict under `out`, with `demonstrations.json` beside it."""
+    check_new_directory(out)
     data.memmap(out / "data")
     (out / META).write_text(json.dumps(meta, indent=2) + "\n")
 
@@ -193,7 +196,7 @@ def clone_run(cfg: Config, data_dir: Path, epochs: int, batch_size: int, lr: flo
     from gr00t_torchrl import checkpoint as ckpt
     from gr00t_torchrl.evaluate import evaluate_pipeline, write_eval
     from gr00t_torchrl.pipeline import build_pipeline
-    from gr00t_torchrl.runner import prepare_run_dir
+    from gr00t_torchrl.runner import prepare_run_dir, release_claimed_run_dir
 
     data, meta = load(data_dir)
     if meta.get("env_id") not in (None, cfg.env.id):
@@ -208,8 +211,8 @@ def clone_run(cfg: Config, data_dir: Path, epochs: int, batch_size: int, lr: flo
             raise ConfigError(f"The demonstrations' actions have shape {list(data.get('action').shape[1:])}; "
                               f"this run's are [{action_dim}] (network.action_chunk?).")
     except ConfigError:
-        if claimed and not any(run_dir.iterdir()):
-            run_dir.rmdir()  # a refused run leaves no empty directory of its own behind
+        if claimed:
+            release_claimed_run_dir(run_dir)
         raise
     generator = torch.Generator().manual_seed(cfg.seed)
     losses = clone(pipeline, data, epochs, batch_size, lr, generator)

@@ -41,6 +41,21 @@ def blanked_keys(observation_spec: Any, blank: str | None) -> list[str]:
     return keys
 
 
+def end_first_episodes(
+    step: TensorDictBase, task: Any, finished: torch.Tensor, successes: torch.Tensor
+) -> torch.Tensor:
+    """The envs whose first episode ended in `step`, now also marked in `finished`.
+
+    Where the task defines success, `successes` gets each one's outcome: the built-in tasks set a per-env
+    `extras["success"]` on the step in which its episode ended.
+    """
+    done = step.get(("next", "done")).reshape(-1).cpu() & ~finished
+    if getattr(task, "defines_success", False):
+        successes[done] = task.extras["success"].reshape(-1).cpu()[done]
+    finished |= done
+    return done
+
+
 @torch.no_grad()
 def evaluate(
     cfg: Config,
@@ -87,13 +102,10 @@ def evaluate(
             # a Gymnasium env steps on the CPU while the actor may sit on a GPU; stepping as the
             # collector does, so an auto-resetting env (Isaac Lab API) is never asked to reset
             step, td = env.step_and_maybe_reset(actor(td.to(device)).to(env.device))
-            done = step.get(("next", "done")).reshape(-1).cpu() & ~finished
+            done = end_first_episodes(step, task, finished, successes)
             returns[done] = step.get(("next", "episode_return")).reshape(-1).cpu()[done]
-            if has_success:  # per env, set by the step in which its episode ended
-                successes[done] = task.extras["success"].reshape(-1).cpu()[done]
             if recorder is not None:
                 recorder.mark_finished(done, successes if has_success else None)
-            finished |= done
             if finished.all():
                 break
     env.close()

@@ -25,7 +25,7 @@ from gr00t_torchrl.durable import write_text_atomic
 from gr00t_torchrl.envs import find_transform, vector_env
 from gr00t_torchrl.modules import MultiModalEncoder
 from gr00t_torchrl.modules.actor_critic import multidiscrete_nvec
-from gr00t_torchrl.modules.flow import EncodedFlowActor, FlowActor
+from gr00t_torchrl.modules.flow import EncodedFlowActor, FlowActor, euler_integrate
 from gr00t_torchrl.modules.multimodal import LearnedInstructionEncoder
 from gr00t_torchrl.modules.recurrent import memory_layers, recurrent_state_keys
 from gr00t_torchrl.pipeline import Pipeline, build_pipeline
@@ -60,10 +60,7 @@ class FlowSampler(nn.Module):
         self.net, self.steps = net, steps
 
     def forward(self, features: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor]:
-        x = noise
-        for k in range(self.steps):
-            x = x + self.net(features, x, torch.full_like(x[..., 0], k / self.steps)) / self.steps
-        return (x,)  # as a Gaussian head's (loc, scale): the action comes first
+        return (euler_integrate(self.net, features, noise, self.steps),)  # as a Gaussian's (loc, scale): action first
 
 
 class DeployedPolicy(nn.Module):
@@ -165,11 +162,9 @@ def deployed_policy(pipeline: Pipeline) -> tuple[DeployedPolicy, list[str]]:
     policy = DeployedPolicy(encoder.module if encoder is not None else None, head, discrete, means, stds, clip, low, high,
                             nvec, memory, flow)
     policy.state_names = recurrent_state_keys(actor)
-    policy.normalized.extend([False] * len(policy.state_names))  # hidden states are never normalized
-    if flow:
-        policy.normalized.append(False)
-        return policy.eval(), [*input_names, FLOW_NOISE_INPUT]
-    return policy.eval(), input_names + policy.state_names
+    extra_inputs = [*policy.state_names, *([FLOW_NOISE_INPUT] if flow else [])]
+    policy.normalized.extend([False] * len(extra_inputs))  # hidden states and the flow's noise are never normalized
+    return policy.eval(), input_names + extra_inputs
 
 
 def example_inputs(pipeline: Pipeline, names: list[str], batch: int = 1) -> tuple[torch.Tensor, ...]:

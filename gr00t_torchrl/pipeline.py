@@ -154,9 +154,9 @@ def make_networks(cfg: Config, env: TransformedEnv) -> tuple[
         if net.recurrent != "none":
             raise ConfigError("network.recurrent with images or an instruction is not built yet.")
         if net.head == "flow":  # the flow head over the same shared features, in place of the Gaussian
-            actor = EncodedFlowActor(encoder, flow_actor(net, encoder.out_features, env, in_key="features"))
-        policy = TensorDictSequential(encoder, head.sampler()) if isinstance(head, GaussianActor) and net.head != "flow" \
-            else actor
+            actor = policy = EncodedFlowActor(encoder, flow_actor(net, encoder.out_features, env, in_key="features"))
+        else:
+            policy = TensorDictSequential(encoder, head.sampler()) if isinstance(head, GaussianActor) else actor
         predictor = None
         if net.encoder.privileged_aux_coeff > 0:
             if "critic" not in spec.keys():

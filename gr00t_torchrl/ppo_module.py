@@ -38,6 +38,16 @@ class NonFiniteUpdateError(RuntimeError):
     """Too many consecutive updates had a non-finite loss or gradient."""
 
 
+def total_loss(losses: TensorDictBase) -> torch.Tensor:
+    """What one mini-batch step minimizes: the surrogate and value losses, plus the entropy and auxiliary terms
+    where the policy has them (a flow head has no entropy term)."""
+    loss = losses["loss_objective"] + losses["loss_critic"]
+    for optional in ("loss_entropy", "loss_aux"):
+        if optional in losses.keys():
+            loss = loss + losses[optional]
+    return loss
+
+
 class CompileError(ConfigError):
     """`compile=true` could not compile the update: the run stops and names the setting to turn off."""
 
@@ -261,7 +271,7 @@ class PPOModule(L.LightningModule):
             try:  # fork_rng: the warm-up draws no number the update would have drawn
                 with set_recurrent_mode(self.recurrent), torch.random.fork_rng(devices=devices):
                     losses = compiled(flat[: max(flat.shape[0] // self.cfg.num_minibatches, 1)])
-                    sum(value for key, value in losses.items() if key.startswith("loss_")).backward()
+                    total_loss(losses).backward()
             except Exception as err:  # dynamo / inductor errors have no common base class
                 first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
                 raise CompileError(f"compile=true failed to compile the PPO update ({type(err).__name__}: {first_line}); "
@@ -286,11 +296,7 @@ class PPOModule(L.LightningModule):
                 if self.cfg.desired_kl is not None:
                     self._adapt_lr(optimizer, minibatch)
                 losses = loss_fn(minibatch)
-                loss = losses["loss_objective"] + losses["loss_critic"]
-                if "loss_entropy" in losses.keys():
-                    loss = loss + losses["loss_entropy"]
-                if "loss_aux" in losses.keys():
-                    loss = loss + losses["loss_aux"]
+                loss = total_loss(losses)
                 optimizer.zero_grad(set_to_none=True)
                 if self.fabric is not None:
                     self.fabric.backward(loss)

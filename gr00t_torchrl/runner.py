@@ -137,6 +137,12 @@ def prepare_run_dir(cfg: Config, resuming: bool) -> Path:
     return run_dir
 
 
+def release_claimed_run_dir(run_dir: Path) -> None:
+    """Removes a default run directory this command claimed, if still empty: a refused run leaves none behind."""
+    if not any(run_dir.iterdir()):
+        run_dir.rmdir()
+
+
 def clear_run_dir(run_dir: Path) -> None:
     for name in RUN_FILES:
         path = run_dir / name
@@ -218,8 +224,8 @@ def open_run(cfg: Config) -> Run:
     try:
         pipeline = build_pipeline(cfg, fabric)
     except ConfigError:
-        if claimed and fabric.is_global_zero and not any(run_dir.iterdir()):
-            run_dir.rmdir()  # a refused run leaves no empty directory of its own behind
+        if claimed and fabric.is_global_zero:
+            release_claimed_run_dir(run_dir)
         raise
     state, saved = TrainState(), None
     if resuming:

@@ -136,6 +136,17 @@ def cfm_loss(net: VelocityNet, obs: torch.Tensor, action: torch.Tensor, t: torch
     return (velocity - target).square().mean(-1).mean(-1)
 
 
+def euler_integrate(net: nn.Module, obs: torch.Tensor, noise: torch.Tensor, steps: int) -> torch.Tensor:
+    """x_{k+1} = x_k + v(x_k, k / K | s) / K from x_0 = `noise`: the flow head's action (and its exported form).
+
+    t is built with `full_like`, so a traced export keeps the batch size free.
+    """
+    x = noise
+    for k in range(steps):
+        x = x + net(obs, x, torch.full_like(x[..., 0], k / steps)) / steps
+    return x
+
+
 class FlowActor(TensorDictModuleBase):
     """The flow-matching policy: samples by K Euler steps, and stores what its PPO ratio needs.
 
@@ -164,11 +175,7 @@ class FlowActor(TensorDictModuleBase):
 
     def integrate(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """K Euler steps of the velocity field from `noise` (t = 0) to the action (t = 1)."""
-        x = noise
-        for k in range(self.steps):
-            t = torch.full(x.shape[:-1], k / self.steps, device=x.device, dtype=x.dtype)
-            x = x + self.net(obs, x, t) / self.steps
-        return x
+        return euler_integrate(self.net, obs, noise, self.steps)
 
     def sample_chain(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """The noisy Euler chain from `noise`: each step's mean plus sigma_k times fresh noise; [..., K + 1, A]."""
@@ -183,10 +190,11 @@ class FlowActor(TensorDictModuleBase):
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         obs = tensordict.get(self.in_keys[0])
         shape = (*obs.shape[:-1], self.action_dim)
+        evaluating = exploration_type() not in (ExplorationType.RANDOM, None)  # then nothing is stored
+        if evaluating and self.eval_noise == "zero":  # the noise's mean: for a two-mode policy, between the modes
+            return tensordict.set("action", self.integrate(obs, obs.new_zeros(shape)))
         noise = torch.randn(shape, device=obs.device, dtype=obs.dtype)
-        if exploration_type() not in (ExplorationType.RANDOM, None):  # evaluation: nothing to store
-            if self.eval_noise == "zero":  # the noise's mean: for a two-mode policy, an action between the modes
-                noise = torch.zeros_like(noise)
+        if evaluating:
             return tensordict.set("action", self.integrate(obs, noise))
         if self.ratio == "chain":
             chain = self.sample_chain(obs, noise)
