@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 
 import lightning as L
 import torch
@@ -48,6 +49,10 @@ def total_loss(losses: TensorDictBase) -> torch.Tensor:
     return loss
 
 
+# one mini-batch step: (the batch's rows, the mini-batch's indices) -> (total loss, debug variables)
+MinibatchStep = Callable[[TensorDictBase, torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+
 class CompileError(ConfigError):
     """`compile=true` could not compile the update: the run stops and names the setting to turn off."""
 
@@ -76,7 +81,7 @@ class PPOModule(L.LightningModule):
         # `compile=true`: the mini-batch loss (forward and backward) through torch.compile, compiled once
         # on the first update and timed (`compile_seconds`); never a silent fall back to eager
         self.compile_update = compile_update
-        self._compiled_loss: Callable[[TensorDictBase], TensorDictBase] | None = None
+        self._compiled_loss: MinibatchStep | None = None
         self.compile_seconds: float | None = None
         # the Fabric that runs this module (DDP backward, gradient clipping, cross-rank reductions);
         # None: a single process driven directly
@@ -108,6 +113,11 @@ class PPOModule(L.LightningModule):
             functional=False,
             log_explained_variance=False,  # measured once per iteration on the whole batch instead
         )
+        if compile_update and self.loss_module.clip_value is not None:
+            # the loss branches on `if self.clip_value:`, a graph break under torch.compile while it is a tensor
+            # buffer; the value is constant over a run, so the attribute reads as a float (the buffer stays in the
+            # state dict: checkpoints of compiled and eager runs are interchangeable)
+            object.__setattr__(self.loss_module, "clip_value", float(self.loss_module.clip_value))
         # only finite updates are logged, so the NaN check (a host read per update on a GPU) is off
         self.update_metrics = torch.nn.ModuleDict(
             {name: MeanMetric(nan_strategy="disable") for name in UPDATE_METRICS}
@@ -240,14 +250,13 @@ class PPOModule(L.LightningModule):
         # sequences in time order (detail 35)
         flat = (batch if self.recurrent else batch.reshape(-1)).select(*self.loss_keys, strict=False)
         compiling = self.compile_update and self._compiled_loss is None
-        if self.compile_update:
-            loss_fn = self._compiled(loss_fn, flat)
+        step = self._compiled(loss_fn, flat) if self.compile_update else partial(self.minibatch_loss, loss_fn)
         for metric in self.update_metrics.values():
             metric.reset()
         logged: dict[str, list[torch.Tensor]] = {name: [] for name in UPDATE_METRICS}
         max_norm = self.cfg.max_grad_norm or float("inf")  # inf: measure the norm, clip nothing
         with set_recurrent_mode(self.recurrent):  # detail 36: hidden states recomputed from each sequence's first
-            epochs_run = self._epochs(flat, optimizer, loss_fn, logged, max_norm)
+            epochs_run = self._epochs(flat, optimizer, step, logged, max_norm)
         for name, values in logged.items():
             if values:  # one metric update per iteration, not per mini-batch: it is a per-call cost
                 self.update_metrics[name].update(torch.stack(values))
@@ -260,18 +269,30 @@ class PPOModule(L.LightningModule):
         stats["skipped_updates"] = float(self.skipped_updates)
         return stats
 
-    def _compiled(
-        self, loss_fn: Callable[[TensorDictBase], TensorDictBase], flat: TensorDictBase
-    ) -> Callable[[TensorDictBase], TensorDictBase]:
-        """`loss_fn` compiled, the first time on a mini-batch-sized slice whose gradients are then discarded."""
+    def minibatch_loss(
+        self, loss_fn: Callable[[TensorDictBase], TensorDictBase], flat: TensorDictBase, indices: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The rows `indices` of `flat` through the losses: the total loss and the debug variables (detail 12).
+
+        What `compile=true` compiles, as one graph: the gather, the loss and the metrics' arithmetic together.
+        """
+        losses = loss_fn(flat[indices])
+        return total_loss(losses), debug_variables(losses, self.cfg.vf_coef, self.aux_coeff)
+
+    def _compiled(self, loss_fn: Callable[[TensorDictBase], TensorDictBase], flat: TensorDictBase) -> MinibatchStep:
+        """`minibatch_loss` compiled, the first time on a mini-batch-sized set of rows whose gradients are discarded."""
         if self._compiled_loss is None:
-            compiled = torch.compile(loss_fn)
+            # one graph or none: a graph break would leave eager islands whose frames dynamo compiles on their
+            # own, sharing (and recompiling) the code objects of the collector's compiled policy; static shapes:
+            # a run has at most two mini-batch sizes (tensor_split's remainder)
+            compiled = torch.compile(partial(self.minibatch_loss, loss_fn), fullgraph=True, dynamic=False)
             start = time.perf_counter()
             devices = [flat.device] if flat.device is not None and flat.device.type == "cuda" else []
+            rows = torch.arange(max(flat.shape[0] // self.cfg.num_minibatches, 1), device=flat.device)
             try:  # fork_rng: the warm-up draws no number the update would have drawn
                 with set_recurrent_mode(self.recurrent), torch.random.fork_rng(devices=devices):
-                    losses = compiled(flat[: max(flat.shape[0] // self.cfg.num_minibatches, 1)])
-                    total_loss(losses).backward()
+                    loss, _ = compiled(flat, rows)
+                    loss.backward()
             except Exception as err:  # dynamo / inductor errors have no common base class
                 first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
                 raise CompileError(f"compile=true failed to compile the PPO update ({type(err).__name__}: {first_line}); "
@@ -283,8 +304,8 @@ class PPOModule(L.LightningModule):
         return self._compiled_loss
 
     def _epochs(
-        self, flat: TensorDictBase, optimizer: torch.optim.Optimizer,
-        loss_fn: Callable[[TensorDictBase], TensorDictBase], logged: dict[str, list[torch.Tensor]], max_norm: float,
+        self, flat: TensorDictBase, optimizer: torch.optim.Optimizer, step: MinibatchStep,
+        logged: dict[str, list[torch.Tensor]], max_norm: float,
     ) -> int:
         """The epochs of shuffled mini-batches (rows, or whole env sequences); returns how many ran."""
         epochs_run = 0
@@ -292,11 +313,9 @@ class PPOModule(L.LightningModule):
             epoch_kl = []
             order = torch.randperm(flat.shape[0], device=flat.device)
             for indices in torch.tensor_split(order, self.cfg.num_minibatches):
-                minibatch = flat[indices]
                 if self.cfg.desired_kl is not None:
-                    self._adapt_lr(optimizer, minibatch)
-                losses = loss_fn(minibatch)
-                loss = total_loss(losses)
+                    self._adapt_lr(optimizer, flat[indices])
+                loss, metrics = step(flat, indices)
                 optimizer.zero_grad(set_to_none=True)
                 if self.fabric is not None:
                     self.fabric.backward(loss)
@@ -315,7 +334,10 @@ class PPOModule(L.LightningModule):
                             f"{self.bad_updates_in_a_row} consecutive updates had a non-finite loss or gradient"
                         )
                     continue
-                epoch_kl.append(self._log_minibatch(losses, grad_norm, logged))
+                for name, value in metrics.items():
+                    logged[name].append(value)
+                logged["grad_norm"].append(grad_norm.detach().float())
+                epoch_kl.append(metrics["approx_kl"])
             epochs_run += 1
             if self.cfg.target_kl is not None and epoch_kl and torch.stack(epoch_kl).mean() > self.cfg.target_kl:
                 break  # KL early stopping of the epoch loop
@@ -369,30 +391,24 @@ class PPOModule(L.LightningModule):
             return self.fabric.clip_gradients(self, optimizer, max_norm=max_norm, error_if_nonfinite=False)
         return torch.nn.utils.clip_grad_norm_(self.parameters(), max_norm)
 
-    @torch.no_grad()
-    def _log_minibatch(
-        self, losses: TensorDictBase, grad_norm: torch.Tensor, logged: dict[str, list[torch.Tensor]]
-    ) -> torch.Tensor:
-        old_approx_kl = losses["kl_approx"]  # mean(-log ratio): the k1 estimator
+
+def debug_variables(losses: TensorDictBase, vf_coef: float, aux_coeff: float) -> dict[str, torch.Tensor]:
+    """One mini-batch's debug variables (detail 12) from its losses, detached: the update averages them."""
+    old_approx_kl = losses["kl_approx"].detach()  # mean(-log ratio): the k1 estimator
+    values = {
+        "policy_loss": losses["loss_objective"],
+        "value_loss": losses["loss_critic"] / max(vf_coef, 1e-12),
         # the k3 estimator mean((ratio - 1) - log ratio), from the loss's own mean ratio
-        approx_kl = losses["mean_ratio"] - 1.0 + old_approx_kl
-        values = {
-            "policy_loss": losses["loss_objective"],
-            "value_loss": losses["loss_critic"] / max(self.cfg.vf_coef, 1e-12),
-            "approx_kl": approx_kl,
-            "old_approx_kl": old_approx_kl,
-            "clip_fraction": losses["clip_fraction"],
-            "grad_norm": grad_norm,
-        }
-        if "entropy" in losses.keys():  # not for a flow head
-            values["entropy"] = losses["entropy"]
-        if "value_clip_fraction" in losses.keys():
-            values["value_clip_fraction"] = losses["value_clip_fraction"]
-        if "loss_aux" in losses.keys():
-            values["aux_loss"] = losses["loss_aux"] / max(self.aux_coeff, 1e-12)
-        for name, value in values.items():
-            logged[name].append(value.detach().float().mean())
-        return approx_kl
+        "approx_kl": losses["mean_ratio"].detach() - 1.0 + old_approx_kl,
+        "old_approx_kl": old_approx_kl,
+        "clip_fraction": losses["clip_fraction"],
+    }
+    for name in ("entropy", "value_clip_fraction"):  # no entropy for a flow head; value clipping is a setting
+        if name in losses.keys():
+            values[name] = losses[name]
+    if "loss_aux" in losses.keys():
+        values["aux_loss"] = losses["loss_aux"] / max(aux_coeff, 1e-12)
+    return {name: value.detach().float().mean() for name, value in values.items()}
 
 
 def lost_rows_replaced(after: TensorDictBase, now: TensorDictBase) -> TensorDictBase:

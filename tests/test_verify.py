@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torchrl.modules import TanhNormal
 
+from gr00t_torchrl import ppo_module
 from gr00t_torchrl.cli import main
 from gr00t_torchrl.envs import find_transform
 from gr00t_torchrl.modules.actor_critic import StateIndependentGaussianHead
@@ -73,7 +74,7 @@ BREAKERS: dict[int, tuple[tuple[str, ...], Callable]] = {
     9: ((), lambda a, mp: setattr(a.pipeline.module.loss_module, "clip_value", None)),
     10: ((), lambda a, mp: a.pipeline.module.loss_module.entropy_coeff.fill_(0.5)),
     11: (("ppo.max_grad_norm=0.001",), no_grad_clip),
-    12: ((), lambda a, mp: mp.setattr(a.pipeline.module, "_log_minibatch", lambda losses, norm, logged: torch.zeros(()))),
+    12: ((), lambda a, mp: mp.setattr(ppo_module, "debug_variables", lambda losses, vf, aux: {"approx_kl": torch.zeros(())})),
     13: ((), lambda a, mp: setattr(linears(a.pipeline.module.critic)[0], "weight", linears(a.pipeline.module.actor)[0].weight)),
     23: ((), lambda a, mp: set_distribution(a, TanhNormal)),
     24: ((), lambda a, mp: state_dependent_std(a)),
