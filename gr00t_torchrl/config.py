@@ -108,6 +108,24 @@ class NetworkConfig:
     flow_noise_std: list[float] = _field(
         [0.05, 0.3], "flow_ratio=chain: the bounds [min, max] of the learned noise std of each Euler step"
     )
+    flow_output_scale: float = _field(
+        1.0, "the flow head's velocity is its MLP's output times this (FPO's reference: 0.25): smaller first steps", gt=0.0
+    )
+    flow_loss_weight: Literal["velocity", "noise"] = _field(
+        "velocity", "flow_ratio=fpo: the CFM loss as the velocity's squared error, or as the noise's recovered from it "
+        "(FPO's reference; t^2 times the velocity's, t = 1 at the action)"
+    )
+    flow_time_sampling: Literal["uniform", "grid"] = _field(
+        "uniform", "flow_ratio=fpo: the stored pairs' t uniform in [0, 1), or on the K Euler steps' t = k / K (FPO's reference)"
+    )
+    flow_pair_ratios: Literal["averaged", "separate"] = _field(
+        "averaged", "flow_ratio=fpo: one ratio per action from the loss averaged over its pairs, or one clipped ratio per "
+        "pair, the PPO objective averaged over pairs (FPO's reference option; FPO++)"
+    )
+    flow_log_ratio_clip: float | None = _field(
+        None, "flow_ratio=fpo: each log-ratio L_old - L_new bounded to [-c, c] before exp (FPO's reference with separate "
+        "pair ratios: 3; none: off)", gt=0.0
+    )
     flow_eval_noise: Literal["sample", "zero"] = _field(
         "sample", "the flow head's evaluation noise: sampled (as GR00T; keeps a multimodal policy's modes) or zero (its mean)"
     )
@@ -218,6 +236,12 @@ class Config:
             low_high = self.network.flow_noise_std
             if len(low_high) != 2 or not 0 < low_high[0] < low_high[1]:
                 raise ConfigError(f"The setting 'network.flow_noise_std' needs [min, max] with 0 < min < max; got {low_high}.")
+            if self.network.flow_ratio == "chain":
+                net, base = self.network, NetworkConfig()
+                fpo_only = [key for key in ("flow_loss_weight", "flow_time_sampling", "flow_pair_ratios", "flow_log_ratio_clip")
+                            if getattr(net, key) != getattr(base, key)]
+                if fpo_only:
+                    raise ConfigError(f"The setting 'network.{fpo_only[0]}' applies to network.flow_ratio=fpo only, not chain.")
             if self.ppo.desired_kl is not None or self.network.recurrent != "none":
                 raise ConfigError("network.head=flow works with neither ppo.desired_kl nor network.recurrent yet.")
         if self.ppo.desired_kl is not None and self.ppo.anneal_lr:

@@ -282,10 +282,11 @@ class PPOModule(L.LightningModule):
     def _compiled(self, loss_fn: Callable[[TensorDictBase], TensorDictBase], flat: TensorDictBase) -> MinibatchStep:
         """`minibatch_loss` compiled, the first time on a mini-batch-sized set of rows whose gradients are discarded."""
         if self._compiled_loss is None:
-            # one graph or none: a graph break would leave eager islands whose frames dynamo compiles on their
-            # own, sharing (and recompiling) the code objects of the collector's compiled policy; static shapes:
-            # a run has at most two mini-batch sizes (tensor_split's remainder)
-            compiled = torch.compile(partial(self.minibatch_loss, loss_fn), fullgraph=True, dynamic=False)
+            # one graph: a graph break would leave eager islands whose frames dynamo compiles on their own,
+            # sharing (and recompiling) the code objects of the collector's compiled policy. Memory layers are
+            # the exception: TorchRL runs their sequences outside the graph (`torch.compiler.disable`). Static
+            # shapes: a run has at most two mini-batch sizes (tensor_split's remainder)
+            compiled = torch.compile(partial(self.minibatch_loss, loss_fn), fullgraph=not self.recurrent, dynamic=False)
             start = time.perf_counter()
             devices = [flat.device] if flat.device is not None and flat.device.type == "cuda" else []
             rows = torch.arange(max(flat.shape[0] // self.cfg.num_minibatches, 1), device=flat.device)

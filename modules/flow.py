@@ -49,9 +49,10 @@ class VelocityNet(nn.Module):
     """v(x, t | s): an MLP over [s, x] whose first hidden layer is scaled and shifted by t's embedding (FiLM)."""
 
     def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: Sequence[int], activation: str, time_dim: int = 32,
-                 orthogonal_init: bool = True) -> None:
+                 orthogonal_init: bool = True, output_scale: float = 1.0) -> None:
         super().__init__()
         self.time_dim = time_dim
+        self.output_scale = output_scale  # the MLP's output times this is the velocity (FPO's reference: 0.25)
         self.mlp = make_mlp(obs_dim + action_dim, action_dim, hidden_sizes, activation)
         if orthogonal_init:
             orthogonal_init_(self.mlp, POLICY_OUTPUT_GAIN)
@@ -67,7 +68,7 @@ class VelocityNet(nn.Module):
         h = h * (1 + scale) + shift
         for layer in layers[1:]:
             h = layer(h)
-        return h
+        return h * self.output_scale if self.output_scale != 1.0 else h
 
 
 class NoiseNet(nn.Module):
@@ -113,27 +114,56 @@ class ChainRatio(torch.distributions.Distribution):
 
 
 class FlowRatio(torch.distributions.Distribution):
-    """What ClipPPOLoss needs from a policy: `log_prob(action)`, here minus the mean CFM loss over the stored pairs."""
+    """What ClipPPOLoss needs from a policy: `log_prob(action)`, here minus the CFM loss over the stored pairs.
+
+    With `pairs="averaged"` one log-prob per action, minus the loss averaged over its N pairs (one ratio
+    per action); with `"separate"` one per pair, [..., N] (the stored "action_log_prob" is [..., N] too),
+    so ClipPPOLoss clips each pair's ratio and averages the objective over pairs (TorchRL broadcasts the
+    [..., 1] advantage over them). `log_ratio_clip` (with the stored `old` log-prob) bounds each log-ratio
+    to [-c, c] before it is exponentiated, as FPO's reference does with per-pair ratios (c = 3).
+    """
 
     arg_constraints: dict = {}
 
-    def __init__(self, net: VelocityNet, obs: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> None:
+    def __init__(self, net: VelocityNet, obs: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
+                 loss_weight: str = "velocity", pairs: str = "averaged", log_ratio_clip: float | None = None,
+                 old: torch.Tensor | None = None) -> None:
         self.net, self.obs, self.t, self.noise = net, obs, t, noise
+        self.loss_weight, self.pairs, self.log_ratio_clip, self.old = loss_weight, pairs, log_ratio_clip, old
         super().__init__(batch_shape=obs.shape[:-1], validate_args=False)
 
     def log_prob(self, action: torch.Tensor) -> torch.Tensor:
-        return -cfm_loss(self.net, self.obs, action, self.t, self.noise)
+        losses = pair_losses(self.net, self.obs, action, self.t, self.noise, self.loss_weight)
+        log_prob = -(losses if self.pairs == "separate" else losses.mean(-1))
+        if self.log_ratio_clip is None or self.old is None:
+            return log_prob
+        old = self.old.to(log_prob.dtype)
+        return old + (log_prob - old).clamp(-self.log_ratio_clip, self.log_ratio_clip)
 
 
-def cfm_loss(net: VelocityNet, obs: torch.Tensor, action: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """The conditional flow-matching loss of each action, averaged over its N pairs: obs [..., O], action [..., A],
-    t [..., N], noise [..., N, A] -> [...]."""
+def pair_losses(net: VelocityNet, obs: torch.Tensor, action: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
+                loss_weight: str = "velocity") -> torch.Tensor:
+    """The conditional flow-matching loss of each (action, pair): obs [..., O], action [..., A], t [..., N],
+    noise [..., N, A] -> [..., N].
+
+    `loss_weight="velocity"`: the velocity's squared error, averaged over action dims. `"noise"`: the error of
+    the noise recovered from the velocity, e_hat = x_t - t v, which is t^2 times the velocity's (FPO's
+    reference "u_but_supervise_as_eps"): pairs near the noise end, where the target is most uncertain, weigh less.
+    """
     samples = t.shape[-1]
     x_t = (1 - t.unsqueeze(-1)) * noise + t.unsqueeze(-1) * action.unsqueeze(-2)
     target = action.unsqueeze(-2) - noise
     repeated = obs.unsqueeze(-2).expand(*obs.shape[:-1], samples, obs.shape[-1])
     velocity = net(repeated, x_t, t)
-    return (velocity - target).square().mean(-1).mean(-1)
+    error = (velocity - target).square().mean(-1)
+    return error * t.square() if loss_weight == "noise" else error
+
+
+def cfm_loss(net: VelocityNet, obs: torch.Tensor, action: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
+             loss_weight: str = "velocity") -> torch.Tensor:
+    """The conditional flow-matching loss of each action, averaged over its N pairs: obs [..., O], action [..., A],
+    t [..., N], noise [..., N, A] -> [...]."""
+    return pair_losses(net, obs, action, t, noise, loss_weight).mean(-1)
 
 
 def euler_integrate(net: nn.Module, obs: torch.Tensor, noise: torch.Tensor, steps: int) -> torch.Tensor:
@@ -160,13 +190,19 @@ class FlowActor(TensorDictModuleBase):
 
     def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: Sequence[int], activation: str, steps: int = 4,
                  samples: int = 8, orthogonal_init: bool = True, in_key: str = "observation",
-                 eval_noise: str = "sample", ratio: str = "fpo", noise_std: tuple[float, float] = (0.05, 0.3)) -> None:
+                 eval_noise: str = "sample", ratio: str = "fpo", noise_std: tuple[float, float] = (0.05, 0.3),
+                 output_scale: float = 1.0, loss_weight: str = "velocity", time_sampling: str = "uniform",
+                 pairs: str = "averaged", log_ratio_clip: float | None = None, action_noise: float = 0.0) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation}")
-        self.net = VelocityNet(obs_dim, action_dim, hidden_sizes, activation, orthogonal_init=orthogonal_init)
+        self.net = VelocityNet(obs_dim, action_dim, hidden_sizes, activation, orthogonal_init=orthogonal_init,
+                               output_scale=output_scale)
         self.steps, self.samples, self.action_dim, self.eval_noise = steps, samples, action_dim, eval_noise
         self.ratio = ratio
+        # FPO's options: the loss's weighting over t, where the stored t lie, one ratio per action or per pair
+        self.loss_weight, self.time_sampling, self.pairs, self.log_ratio_clip = loss_weight, time_sampling, pairs, log_ratio_clip
+        self.action_noise = action_noise  # while exploring, Gaussian noise of this std added to each flow action
         self.noise_net = NoiseNet(obs_dim, action_dim, hidden_sizes, activation, *noise_std) if ratio == "chain" else None
         self.in_keys = [in_key]
         # what the update reads from the rollout besides the observation
@@ -203,25 +239,36 @@ class FlowActor(TensorDictModuleBase):
             tensordict.set("action_log_prob", chain_log_prob(self.net, self.noise_net, obs, chain))
             return tensordict
         action = self.integrate(obs, noise)
-        t = torch.rand((*obs.shape[:-1], self.samples), device=obs.device, dtype=obs.dtype)
+        if self.action_noise:  # FPO's "feather" noise: exploration that a collapsed flow keeps
+            action = action + self.action_noise * torch.randn_like(action)
+        t = self.draw_t((*obs.shape[:-1], self.samples), obs)
         noise = torch.randn((*obs.shape[:-1], self.samples, self.action_dim), device=obs.device, dtype=obs.dtype)
         tensordict.set("action", action)
         tensordict.set(FPO_T, t)
         tensordict.set(FPO_NOISE, noise)
-        tensordict.set("action_log_prob", -cfm_loss(self.net, obs, action, t, noise))
+        losses = pair_losses(self.net, obs, action, t, noise, self.loss_weight)
+        tensordict.set("action_log_prob", -(losses if self.pairs == "separate" else losses.mean(-1)))
         return tensordict
+
+    def draw_t(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        """The stored pairs' t: uniform in [0, 1), or (`time_sampling="grid"`) one of the K Euler steps' k / K."""
+        if self.time_sampling == "grid":
+            return torch.randint(0, self.steps, shape, device=like.device).to(like.dtype) / self.steps
+        return torch.rand(shape, device=like.device, dtype=like.dtype)
 
     def flow_matching_loss(self, tensordict: TensorDictBase) -> torch.Tensor:
         """Each row's conditional flow-matching loss at one fresh (t, noise) draw: the behaviour-cloning loss."""
         obs, action = tensordict.get(self.in_keys[0]), tensordict.get("action")
         t = torch.rand((*obs.shape[:-1], 1), device=obs.device, dtype=obs.dtype)
         noise = torch.randn((*obs.shape[:-1], 1, self.action_dim), device=obs.device, dtype=obs.dtype)
-        return cfm_loss(self.net, obs, action, t, noise)
+        return cfm_loss(self.net, obs, action, t, noise, self.loss_weight)
 
     def get_dist(self, tensordict: TensorDictBase) -> FlowRatio | ChainRatio:
         if self.ratio == "chain":
             return ChainRatio(self.net, self.noise_net, tensordict.get(self.in_keys[0]), tensordict.get(FLOW_CHAIN))
-        return FlowRatio(self.net, tensordict.get(self.in_keys[0]), tensordict.get(FPO_T), tensordict.get(FPO_NOISE))
+        old = tensordict.get("action_log_prob", None) if self.log_ratio_clip is not None else None
+        return FlowRatio(self.net, tensordict.get(self.in_keys[0]), tensordict.get(FPO_T), tensordict.get(FPO_NOISE),
+                         self.loss_weight, self.pairs, self.log_ratio_clip, old)
 
 
 class EncodedFlowActor(TensorDictModuleBase):

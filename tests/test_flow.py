@@ -11,7 +11,7 @@ from tensordict import TensorDict
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from gr00t_torchrl.cli import main
-from gr00t_torchrl.modules.flow import FLOW_CHAIN, FPO_NOISE, FPO_T, FlowActor, cfm_loss
+from gr00t_torchrl.modules.flow import FLOW_CHAIN, FPO_NOISE, FPO_T, FlowActor, cfm_loss, pair_losses
 from gr00t_torchrl.pipeline import build_pipeline, make_collector, make_fabric
 from gr00t_torchrl.tasks import resolve_config
 from gr00t_torchrl.verify import Audit
@@ -214,3 +214,110 @@ def test_the_flow_head_on_the_multimodal_encoder_trains_audits_and_exports(tmp_p
             inputs[key] = (inputs[key] * stats.std(norm.eps) + stats.mean).float()
     # 1e-3: the raw readings here are rebuilt from normalized ones in float32, then normalized again inside
     assert torch.allclose(exported({**inputs, "noise": noise}), torch.maximum(torch.minimum(reference, high), low), atol=1e-3)
+
+
+# ----------------------------------------------------------------------------- FPO's reference options
+
+
+def test_the_output_scale_multiplies_the_velocity():
+    torch.manual_seed(0)
+    plain = FlowActor(3, 2, [16], "tanh")
+    scaled = FlowActor(3, 2, [16], "tanh", output_scale=0.25)
+    scaled.load_state_dict(plain.state_dict())
+    obs, x, t = torch.randn(5, 3), torch.randn(5, 2), torch.rand(5)
+    assert torch.allclose(scaled.net(obs, x, t), 0.25 * plain.net(obs, x, t), atol=1e-7)
+
+
+def test_the_noise_weighted_loss_is_the_error_of_the_recovered_noise():
+    torch.manual_seed(0)
+    actor = FlowActor(3, 2, [16], "tanh", samples=4, loss_weight="noise")
+    obs, action = torch.randn(5, 3), torch.randn(5, 2)
+    t, noise = torch.rand(5, 4), torch.randn(5, 4, 2)
+    by_hand = torch.zeros(5, 4)
+    for i in range(4):  # e_hat = x_t - t v(x_t, t): the noise the velocity implies; its squared error, mean over dims
+        x_t = (1 - t[:, i:i + 1]) * noise[:, i] + t[:, i:i + 1] * action
+        recovered = x_t - t[:, i:i + 1] * actor.net(obs, x_t, t[:, i])
+        by_hand[:, i] = (recovered - noise[:, i]).square().mean(-1)
+    assert torch.allclose(pair_losses(actor.net, obs, action, t, noise, "noise"), by_hand, atol=1e-6)
+    velocity_error = pair_losses(actor.net, obs, action, t, noise)
+    assert torch.allclose(by_hand, t.square() * velocity_error, atol=1e-6)  # = t^2 times the velocity's error
+    assert torch.allclose(cfm_loss(actor.net, obs, action, t, noise, "noise"), by_hand.mean(-1), atol=1e-6)
+    assert torch.allclose(actor.get_dist(TensorDict({"observation": obs, FPO_T: t, FPO_NOISE: noise}, batch_size=[5]))
+                          .log_prob(action), -by_hand.mean(-1), atol=1e-6)
+
+
+def test_grid_time_sampling_stores_the_euler_steps_times():
+    actor = FlowActor(3, 2, [16], "tanh", steps=4, samples=64, time_sampling="grid")
+    with torch.no_grad(), set_exploration_type(ExplorationType.RANDOM):
+        td = actor(TensorDict(observation=torch.randn(32, 3), batch_size=[32]))
+    assert set(td[FPO_T].unique().tolist()) == {0.0, 0.25, 0.5, 0.75}
+
+
+@pytest.mark.parametrize("clip", [None, 3.0])
+def test_separate_pair_ratios_are_exactly_one_at_collection_and_bounded_after(clip):
+    torch.manual_seed(0)
+    actor = FlowActor(3, 2, [16], "tanh", samples=5, pairs="separate", log_ratio_clip=clip, loss_weight="noise",
+                      time_sampling="grid", output_scale=0.25)
+    with torch.no_grad(), set_exploration_type(ExplorationType.RANDOM):
+        td = actor(TensorDict(observation=torch.randn(6, 3), batch_size=[6]))
+    assert td["action_log_prob"].shape == (6, 5)  # one per pair
+    with torch.no_grad():
+        again = actor.get_dist(td).log_prob(td["action"])
+    assert torch.equal(again, td["action_log_prob"])  # each pair's ratio exp(L_old - L_new) is exactly 1
+    with torch.no_grad():
+        for p in actor.parameters():
+            p.add_(torch.randn_like(p) * 3.0)
+    moved = actor.get_dist(td).log_prob(td["action"]) - td["action_log_prob"]
+    assert moved.abs().max() > 0
+    if clip is not None:
+        assert moved.abs().max() <= clip + 1e-5
+
+
+def test_clip_ppo_loss_averages_the_clipped_objective_over_separate_pairs():
+    from torchrl.objectives import ClipPPOLoss
+
+    from gr00t_torchrl.modules.actor_critic import Critic
+
+    torch.manual_seed(0)
+    actor = FlowActor(3, 1, [16], "tanh", samples=4, pairs="separate")
+    critic = Critic(3, [16], "tanh", True)
+    with torch.no_grad(), set_exploration_type(ExplorationType.RANDOM):
+        td = actor(TensorDict(observation=torch.randn(8, 3), batch_size=[8]))
+    td["advantage"] = torch.randn(8, 1)
+    td["value_target"] = torch.randn(8, 1)
+    with torch.no_grad():
+        for p in actor.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    loss = ClipPPOLoss(actor, critic, clip_epsilon=0.2, entropy_bonus=False, functional=False)
+    objective = loss(td)["loss_objective"]
+    with torch.no_grad():
+        ratio = (actor.get_dist(td).log_prob(td["action"]) - td["action_log_prob"]).exp()  # [8, 4]
+        advantage = td["advantage"]  # [8, 1]: broadcast over the pairs
+        by_hand = -torch.minimum(ratio * advantage, ratio.clamp(0.8, 1.2) * advantage).mean()
+    assert torch.allclose(objective, by_hand, atol=1e-6)
+
+
+def test_fpo_options_train_and_are_checked(capsys):
+    words = (*FLOW, "network.flow_pair_ratios=separate", "network.flow_log_ratio_clip=3", "network.flow_loss_weight=noise",
+             "network.flow_time_sampling=grid", "network.flow_output_scale=0.25")
+    cfg = resolve_config(merged(*TINY, *words))
+    pipeline = build_pipeline(cfg, make_fabric(cfg))
+    actor = pipeline.module.actor
+    assert (actor.pairs, actor.log_ratio_clip, actor.loss_weight, actor.time_sampling, actor.net.output_scale) == \
+        ("separate", 3.0, "noise", "grid", 0.25)
+    collector = make_collector(pipeline)
+    batch = next(iter(collector)).clone()
+    collector.shutdown()
+    assert batch["action_log_prob"].shape[-1] == 4
+    stats = pipeline.module.update(pipeline.module.compute_advantages(batch), pipeline.optimizer)
+    assert torch.isfinite(torch.tensor(stats["policy_loss"])) and stats["clip_fraction"] >= 0
+    assert {f.number: f for f in Audit(tiny_config(*words)).run([38])}[38].status == "ok"
+    for bad in ("network.flow_output_scale=0", "network.flow_loss_weight=eps", "network.flow_time_sampling=random",
+                "network.flow_pair_ratios=each", "network.flow_log_ratio_clip=-1"):
+        assert main(["train", *FLOW, bad]) == 2
+    assert main(["train", *FLOW, "network.flow_ratio=chain", "network.flow_pair_ratios=separate"]) == 2
+    err = capsys.readouterr().err
+    for key in ("flow_output_scale", "flow_loss_weight", "flow_time_sampling", "flow_pair_ratios", "flow_log_ratio_clip"):
+        assert f"'network.{key}'" in err
+    assert "applies to network.flow_ratio=fpo only" in err
+    assert all(len(line) > 0 for line in err.strip().splitlines())
