@@ -283,10 +283,12 @@ class PPOModule(L.LightningModule):
         """`minibatch_loss` compiled, the first time on a mini-batch-sized set of rows whose gradients are discarded."""
         if self._compiled_loss is None:
             # one graph: a graph break would leave eager islands whose frames dynamo compiles on their own,
-            # sharing (and recompiling) the code objects of the collector's compiled policy. Memory layers are
-            # the exception: TorchRL runs their sequences outside the graph (`torch.compiler.disable`). Static
-            # shapes: a run has at most two mini-batch sizes (tensor_split's remainder)
-            compiled = torch.compile(partial(self.minibatch_loss, loss_fn), fullgraph=not self.recurrent, dynamic=False)
+            # sharing (and recompiling) the code objects of the collector's compiled policy. Two exceptions:
+            # TorchRL runs memory layers' sequences outside the graph (`torch.compiler.disable`), and DDP's
+            # forward breaks the graph at its bucket hooks. Static shapes: a run has at most two mini-batch
+            # sizes (tensor_split's remainder)
+            one_graph = not (self.recurrent or self.distributed)
+            compiled = torch.compile(partial(self.minibatch_loss, loss_fn), fullgraph=one_graph, dynamic=False)
             start = time.perf_counter()
             devices = [flat.device] if flat.device is not None and flat.device.type == "cuda" else []
             rows = torch.arange(max(flat.shape[0] // self.cfg.num_minibatches, 1), device=flat.device)

@@ -8,11 +8,13 @@ import pytest
 import torch
 
 from gr00t_torchrl import checkpoint as ckpt
+from gr00t_torchrl.cli import main
 from gr00t_torchrl.pipeline import build_pipeline, make_collector, make_fabric
 from gr00t_torchrl.ppo_module import CompileError
 from gr00t_torchrl.runner import train
 from gr00t_torchrl.tasks import resolve_config
 from tests.conftest import TINY, merged
+from tests.test_distributed import ROOT, assert_same, fabric_run
 
 WORDS = ("task=pendulum", "total_steps=128", "eval_episodes=0")
 
@@ -78,3 +80,28 @@ def test_a_failed_compile_stops_with_the_setting_to_turn_off(monkeypatch):
     monkeypatch.setattr(torch, "compile", broken)
     with pytest.raises(CompileError, match=r"compile=true failed .*backend exploded\); run with compile=false"):
         pipeline.module.update(batch, pipeline.optimizer)
+
+
+def test_a_compiled_run_resumes_exactly_and_passes_the_audit(tmp_path, capsys):
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    words = merged(*TINY, "task=pendulum", "total_steps=256", "eval_episodes=0", "compile=true")
+    train(resolve_config([*words, f"run_dir={straight}"]))
+    train(resolve_config([*words, f"run_dir={interrupted}"]), stop_after=2)
+    train(resolve_config([f"resume={interrupted}"]))  # compiles again, in its first update
+    a, b = (ckpt.load(ckpt.checkpoint_path(run))["module"] for run in (straight, interrupted))
+    for key, value in a.items():
+        assert torch.equal(value, b[key]), key
+    assert main(["verify", f"run_dir={interrupted}"]) == 0
+    assert "every detail that applies is right" in capsys.readouterr().out
+
+
+def test_compiled_ddp_ranks_stay_identical(tmp_path):
+    dumps, run_dir = tmp_path / "dumps", tmp_path / "run"
+    dumps.mkdir()
+    args = merged("task=pendulum", f"run_dir={run_dir}", "total_steps=256", *TINY, "eval_episodes=0", "compile=true")
+    proc = fabric_run(ROOT / "tests" / "ddp_worker.py", str(dumps), *args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for iteration in (1, 2):
+        ranks = [torch.load(dumps / f"rank{r}_iteration{iteration}.pt", weights_only=True) for r in (0, 1)]
+        assert_same(ranks[0]["module"], ranks[1]["module"], f"iteration {iteration} module")
+        assert not torch.equal(ranks[0]["observations"], ranks[1]["observations"])  # each rank its own rollout

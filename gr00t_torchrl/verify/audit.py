@@ -124,13 +124,17 @@ class Audit:
                 return self.pipeline.fabric_module.training_step(minibatch)
 
             optimizer.step = recording_step
-            loss_keys = self.pipeline.module.loss_keys
-            self.pipeline.module.loss_keys = [*loss_keys, "audit_index"]  # the update passes only these to the loss
+            module = self.pipeline.module
+            loss_keys, compiled = module.loss_keys, module.compile_update
+            module.loss_keys = [*loss_keys, "audit_index"]  # the update passes only these to the loss
+            # eager even for a compile=true run: torch.compile would trace the recording once instead of running
+            # it per mini-batch; the compiled update runs the same `minibatch_loss` (tests/test_compile.py)
+            module.compile_update = False
             try:
-                stats = self.pipeline.module.update(batch, optimizer, recording_loss)
+                stats = module.update(batch, optimizer, recording_loss)
             finally:
                 del optimizer.step
-                self.pipeline.module.loss_keys = loss_keys
+                module.loss_keys, module.compile_update = loss_keys, compiled
             self._update = {"minibatches": minibatches, "applied_norms": applied_norms, "stats": stats}
         return self._update
 
