@@ -126,6 +126,10 @@ class NetworkConfig:
         None, "flow_ratio=fpo: each log-ratio L_old - L_new bounded to [-c, c] before exp (FPO's reference with separate "
         "pair ratios: 3; none: off)", gt=0.0
     )
+    flow_action_noise: float = _field(
+        0.0, "flow_ratio=fpo: std of Gaussian noise added to each flow action while collecting (FPO's reference "
+        "`feather_std`): exploration a collapsed flow keeps; 0: off", ge=0.0
+    )
     flow_eval_noise: Literal["sample", "zero"] = _field(
         "sample", "the flow head's evaluation noise: sampled (as GR00T; keeps a multimodal policy's modes) or zero (its mean)"
     )
@@ -238,7 +242,8 @@ class Config:
                 raise ConfigError(f"The setting 'network.flow_noise_std' needs [min, max] with 0 < min < max; got {low_high}.")
             if self.network.flow_ratio == "chain":
                 net, base = self.network, NetworkConfig()
-                fpo_only = [key for key in ("flow_loss_weight", "flow_time_sampling", "flow_pair_ratios", "flow_log_ratio_clip")
+                fpo_only = [key for key in ("flow_loss_weight", "flow_time_sampling", "flow_pair_ratios", "flow_log_ratio_clip",
+                                       "flow_action_noise")
                             if getattr(net, key) != getattr(base, key)]
                 if fpo_only:
                     raise ConfigError(f"The setting 'network.{fpo_only[0]}' applies to network.flow_ratio=fpo only, not chain.")

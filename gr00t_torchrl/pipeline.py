@@ -192,9 +192,7 @@ def flow_actor(net: Any, obs_dim: int, env: TransformedEnv, in_key: str = "obser
     """The flow-matching head of `network.*` over inputs of width `obs_dim` read from `in_key`."""
     if not env.action_spec.dtype.is_floating_point:
         raise ConfigError("network.head=flow needs a continuous (Box) action space.")
-    return FlowActor(obs_dim, env.action_spec.shape[-1], net.hidden_sizes, net.activation, net.flow_steps,
-                     net.flow_samples, net.orthogonal_init, in_key=in_key, eval_noise=net.flow_eval_noise,
-                     ratio=net.flow_ratio, noise_std=tuple(net.flow_noise_std))
+    return FlowActor.from_settings(net, obs_dim, env.action_spec.shape[-1], in_key=in_key)
 
 
 def with_memory(env: TransformedEnv, policy: TensorDictModuleBase) -> TransformedEnv:

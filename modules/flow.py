@@ -209,6 +209,15 @@ class FlowActor(TensorDictModuleBase):
         self.stored_keys = [FLOW_CHAIN] if ratio == "chain" else [FPO_T, FPO_NOISE]
         self.out_keys = ["action", *self.stored_keys, "action_log_prob"]
 
+    @classmethod
+    def from_settings(cls, net: object, obs_dim: int, action_dim: int, in_key: str = "observation") -> "FlowActor":
+        """The flow head that the `network.flow_*` settings (a `NetworkConfig`) describe: every setting read here."""
+        return cls(obs_dim, action_dim, net.hidden_sizes, net.activation, net.flow_steps, net.flow_samples,
+                   net.orthogonal_init, in_key=in_key, eval_noise=net.flow_eval_noise, ratio=net.flow_ratio,
+                   noise_std=tuple(net.flow_noise_std), output_scale=net.flow_output_scale,
+                   loss_weight=net.flow_loss_weight, time_sampling=net.flow_time_sampling, pairs=net.flow_pair_ratios,
+                   log_ratio_clip=net.flow_log_ratio_clip, action_noise=net.flow_action_noise)
+
     def integrate(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """K Euler steps of the velocity field from `noise` (t = 0) to the action (t = 1)."""
         return euler_integrate(self.net, obs, noise, self.steps)

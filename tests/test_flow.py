@@ -257,7 +257,7 @@ def test_grid_time_sampling_stores_the_euler_steps_times():
 def test_separate_pair_ratios_are_exactly_one_at_collection_and_bounded_after(clip):
     torch.manual_seed(0)
     actor = FlowActor(3, 2, [16], "tanh", samples=5, pairs="separate", log_ratio_clip=clip, loss_weight="noise",
-                      time_sampling="grid", output_scale=0.25)
+                      time_sampling="grid", output_scale=0.25, action_noise=0.3)
     with torch.no_grad(), set_exploration_type(ExplorationType.RANDOM):
         td = actor(TensorDict(observation=torch.randn(6, 3), batch_size=[6]))
     assert td["action_log_prob"].shape == (6, 5)  # one per pair
@@ -297,14 +297,30 @@ def test_clip_ppo_loss_averages_the_clipped_objective_over_separate_pairs():
     assert torch.allclose(objective, by_hand, atol=1e-6)
 
 
+def test_action_noise_perturbs_collected_actions_only():
+    torch.manual_seed(0)
+    actor = FlowActor(3, 1, [16], "tanh", samples=2, action_noise=0.5, eval_noise="zero")
+    obs = torch.randn(2000, 3)
+    torch.manual_seed(1)
+    with torch.no_grad(), set_exploration_type(ExplorationType.RANDOM):
+        noisy = actor(TensorDict(observation=obs, batch_size=[2000]))["action"]
+    torch.manual_seed(1)
+    with torch.no_grad():
+        clean = actor.integrate(obs, torch.randn(2000, 1))  # the same first draw: the flow's own action
+    assert abs(float((noisy - clean).std()) - 0.5) < 0.03
+    with torch.no_grad(), set_exploration_type(ExplorationType.DETERMINISTIC):
+        assert torch.equal(actor(TensorDict(observation=obs, batch_size=[2000]))["action"],
+                           actor.integrate(obs, torch.zeros(2000, 1)))
+
+
 def test_fpo_options_train_and_are_checked(capsys):
     words = (*FLOW, "network.flow_pair_ratios=separate", "network.flow_log_ratio_clip=3", "network.flow_loss_weight=noise",
-             "network.flow_time_sampling=grid", "network.flow_output_scale=0.25")
+             "network.flow_time_sampling=grid", "network.flow_output_scale=0.25", "network.flow_action_noise=0.1")
     cfg = resolve_config(merged(*TINY, *words))
     pipeline = build_pipeline(cfg, make_fabric(cfg))
     actor = pipeline.module.actor
-    assert (actor.pairs, actor.log_ratio_clip, actor.loss_weight, actor.time_sampling, actor.net.output_scale) == \
-        ("separate", 3.0, "noise", "grid", 0.25)
+    assert (actor.pairs, actor.log_ratio_clip, actor.loss_weight, actor.time_sampling, actor.net.output_scale,
+            actor.action_noise) == ("separate", 3.0, "noise", "grid", 0.25, 0.1)
     collector = make_collector(pipeline)
     batch = next(iter(collector)).clone()
     collector.shutdown()
@@ -312,12 +328,13 @@ def test_fpo_options_train_and_are_checked(capsys):
     stats = pipeline.module.update(pipeline.module.compute_advantages(batch), pipeline.optimizer)
     assert torch.isfinite(torch.tensor(stats["policy_loss"])) and stats["clip_fraction"] >= 0
     assert {f.number: f for f in Audit(tiny_config(*words)).run([38])}[38].status == "ok"
-    for bad in ("network.flow_output_scale=0", "network.flow_loss_weight=eps", "network.flow_time_sampling=random",
-                "network.flow_pair_ratios=each", "network.flow_log_ratio_clip=-1"):
-        assert main(["train", *FLOW, bad]) == 2
+    capsys.readouterr()
+    bad_values = {"flow_output_scale": "0", "flow_loss_weight": "eps", "flow_time_sampling": "random",
+                  "flow_pair_ratios": "each", "flow_log_ratio_clip": "-1", "flow_action_noise": "-0.1"}
+    for key, value in bad_values.items():  # each refused by name, in one line
+        assert main(["train", *FLOW, f"network.{key}={value}"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert f"'network.{key}'" in err and "\n" not in err, err
     assert main(["train", *FLOW, "network.flow_ratio=chain", "network.flow_pair_ratios=separate"]) == 2
-    err = capsys.readouterr().err
-    for key in ("flow_output_scale", "flow_loss_weight", "flow_time_sampling", "flow_pair_ratios", "flow_log_ratio_clip"):
-        assert f"'network.{key}'" in err
-    assert "applies to network.flow_ratio=fpo only" in err
-    assert all(len(line) > 0 for line in err.strip().splitlines())
+    err = capsys.readouterr().err.strip()
+    assert "applies to network.flow_ratio=fpo only" in err and "\n" not in err
