@@ -2,6 +2,7 @@
 
     pip install -e ".[bench]"
     python benchmarks/speed_bound.py pendulum --envs 4 64 256 --iterations 5
+    python benchmarks/speed_bound.py pendulum --envs 4 16 64 256 --compile --tag compile
 
 Issue 4 asks for the whole training loop at 1.5x SB3's env steps/s on the same task, number of envs
 and batch shape. This script bounds the ratio that any implementation could reach here. Every figure
@@ -22,7 +23,8 @@ iteration so that the shared machine's slow spells fall on all of them alike:
   implementation whose normalization, storage, GAE and logging cost nothing and whose policy and
   update are the barest plain PyTorch. A goal above the bound cannot be met by any eager PyTorch
   implementation stepping this env.
-- this project: its collector's rollout and its advantages + update, timed the same way.
+- this project: its collector's rollout, its advantages and its update, timed the same way; with
+  `--compile`, a second pipeline with `compile=true` as well (its first, compiling, round not counted).
 
 Issue 4 also asks for the rollout at 70% of raw stepping or more. The same parts bound that share:
 raw rollout / (raw rollout + floor policy) is the share of an implementation whose rollout adds
@@ -34,6 +36,7 @@ Writes benchmarks/results/speed_bound_<task>[_<tag>].md and .csv.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 import warnings
@@ -46,7 +49,9 @@ from torch import nn
 from common import markdown_table, random_stepping, same_shape_params, write_markdown, write_rows
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
-PARTS = ("sb3_collect", "sb3_train", "raw_rollout", "floor_policy", "floor_update", "ours_rollout", "ours_update")
+PARTS = ("sb3_collect", "sb3_train", "raw_rollout", "floor_policy", "floor_update",
+         "ours_rollout", "ours_advantages", "ours_update")
+COMPILED_PARTS = ("compiled_rollout", "compiled_advantages", "compiled_update")
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -142,8 +147,8 @@ def floor_parts(obs_dim: int, action_dim: int, cfg) -> Callable[[], dict[str, fl
     return lambda: {"floor_policy": timed(policy_steps), "floor_update": timed(update)}
 
 
-def project_parts(cfg) -> Callable[[], dict[str, float]]:
-    """One iteration of this project's pipeline -> its rollout and advantages + update seconds."""
+def project_parts(cfg, name: str = "ours") -> Callable[[], dict[str, float]]:
+    """One iteration of this project's pipeline -> its rollout, advantages and update seconds."""
     import lightning as L
 
     from gr00t_torchrl.pipeline import build_pipeline, make_collector
@@ -155,9 +160,9 @@ def project_parts(cfg) -> Callable[[], dict[str, float]]:
         start = time.perf_counter()
         batch = next(batches)
         rollout = time.perf_counter() - start
-        update = timed(lambda: (p.module.compute_advantages(batch),
-                                p.module.update(batch, p.optimizer, p.fabric_module.training_step)))
-        return {"ours_rollout": rollout, "ours_update": update}
+        advantages = timed(lambda: p.module.compute_advantages(batch))
+        update = timed(lambda: p.module.update(batch, p.optimizer, p.fabric_module.training_step))
+        return {f"{name}_rollout": rollout, f"{name}_advantages": advantages, f"{name}_update": update}
 
     return iteration
 
@@ -184,6 +189,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=5, help="timed PPO iterations per measurement")
     parser.add_argument("--goal", type=float, default=1.5, help="the speed ratio to SB3 asked for")
     parser.add_argument("--tag", default="", help="suffix of the result files")
+    parser.add_argument("--compile", action="store_true", help="also time this project with compile=true")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     from gr00t_torchrl.tasks import resolve_config
@@ -198,41 +204,63 @@ def main() -> None:
         probe = gym.make(cfg.env.id)
         obs_dim, action_dim = probe.observation_space.shape[0], probe.action_space.shape[0]
         probe.close()
-        ms = measure([sb3_parts(args.task, cfg.env.id, num_envs), raw_rollout(cfg.env.id, num_envs, cfg.ppo.num_steps),
-                      floor_parts(obs_dim, action_dim, cfg), project_parts(cfg)], args.iterations)
+        parts = [sb3_parts(args.task, cfg.env.id, num_envs), raw_rollout(cfg.env.id, num_envs, cfg.ppo.num_steps),
+                 floor_parts(obs_dim, action_dim, cfg), project_parts(cfg)]
+        if args.compile:
+            parts.append(project_parts(dataclasses.replace(cfg, compile=True), "compiled"))
+        ms = measure(parts, args.iterations)
         sb3 = ms["sb3_collect"] + ms["sb3_train"]
         floor = ms["raw_rollout"] + ms["floor_policy"] + ms["floor_update"]
+        updates = cfg.ppo.num_epochs * cfg.ppo.num_minibatches
         row = {
             "task": args.task, "num_envs": num_envs, "env_steps_per_iteration": frames,
-            "minibatch": frames // cfg.ppo.num_minibatches, "updates_per_iteration": cfg.ppo.num_epochs * cfg.ppo.num_minibatches,
-            **{f"{name}_ms": round(ms[name], 1) for name in PARTS},
+            "minibatch": frames // cfg.ppo.num_minibatches, "updates_per_iteration": updates,
+            **{f"{name}_ms": round(ms[name], 1) for name in PARTS + (COMPILED_PARTS if args.compile else ())},
             "bound": round(sb3 / floor, 2),
-            "ours_vs_sb3": round(sb3 / (ms["ours_rollout"] + ms["ours_update"]), 2),
             "rollout_share_bound": round(ms["raw_rollout"] / (ms["raw_rollout"] + ms["floor_policy"]), 2),
-            "ours_rollout_share": round(ms["raw_rollout"] / ms["ours_rollout"], 2),
+            "floor_update_per_minibatch_ms": round(ms["floor_update"] / updates, 3),
         }
+        for name in ("ours", "compiled") if args.compile else ("ours",):
+            loop = ms[f"{name}_rollout"] + ms[f"{name}_advantages"] + ms[f"{name}_update"]
+            row[f"{name}_vs_sb3"] = round(sb3 / loop, 2)
+            row[f"{name}_rollout_share"] = round(ms["raw_rollout"] / ms[f"{name}_rollout"], 2)
+            row[f"{name}_update_per_minibatch_ms"] = round(ms[f"{name}_update"] / updates, 3)
         print(row, flush=True)
         rows.append(row)
 
     stem = "_".join(filter(None, [f"speed_bound_{args.task}", args.tag]))
     write_rows(rows, stem)
+    names = ("ours", "compiled") if args.compile else ("ours",)
+    label = {"ours": "this project", "compiled": "compile=true"}
     text = write_markdown(stem, f"{args.task}: the speed ratio to SB3 that any PPO could reach on this machine, "
                                 "same batch shape", [
         f"Torch threads: {torch.get_num_threads()}; one process, the parts "
         "interleaved iteration by iteration. Milliseconds per PPO iteration, medians. Bound = SB3 / (raw rollout + floor policy + floor update): "
         "the ratio of an implementation whose normalization, storage, GAE and logging cost nothing and whose "
         "policy and update are the barest plain PyTorch (see the script's docstring). Rollout / raw bound = raw "
-        "rollout / (raw rollout + floor policy): the share of raw stepping a rollout can keep at best.",
+        "rollout / (raw rollout + floor policy): the share of raw stepping a rollout can keep at best. "
+        "This project's loop: rollout + advantages + update.",
         "",
         *markdown_table(["envs", "env steps / iteration", "mini-batch x updates", "SB3 collect + train", "raw rollout",
-                         "floor policy", "floor update", "bound", "this project: rollout + update",
-                         "this project / SB3", f"goal {args.goal}x within the bound", "rollout / raw: bound",
-                         "rollout / raw: this project"], [
+                         "floor policy", "floor update", "bound",
+                         *[f"{label[n]}: rollout + advantages + update" for n in names],
+                         *[f"{label[n]} / SB3" for n in names], f"goal {args.goal}x within the bound",
+                         "rollout / raw: bound", *[f"rollout / raw: {label[n]}" for n in names]], [
             [r["num_envs"], r["env_steps_per_iteration"], f"{r['minibatch']} x {r['updates_per_iteration']}",
              f"{r['sb3_collect_ms']} + {r['sb3_train_ms']}", r["raw_rollout_ms"], r["floor_policy_ms"],
-             r["floor_update_ms"], f"{r['bound']:.2f}x", f"{r['ours_rollout_ms']} + {r['ours_update_ms']}",
-             f"{r['ours_vs_sb3']:.2f}x", "yes" if r["bound"] >= args.goal else "no",
-             f"{r['rollout_share_bound']:.2f}", f"{r['ours_rollout_share']:.2f}"] for r in rows]),
+             r["floor_update_ms"], f"{r['bound']:.2f}x",
+             *[f"{r[n + '_rollout_ms']} + {r[n + '_advantages_ms']} + {r[n + '_update_ms']}" for n in names],
+             *[f"{r[n + '_vs_sb3']:.2f}x" for n in names], "yes" if r["bound"] >= args.goal else "no",
+             f"{r['rollout_share_bound']:.2f}", *[f"{r[n + '_rollout_share']:.2f}" for n in names]] for r in rows]),
+        "",
+        "The update alone, milliseconds per mini-batch (forward, backward, clipping, Adam; the floor on random tensors):",
+        "",
+        *markdown_table(["envs", "mini-batch", "floor (bare eager)", *[label[n] for n in names],
+                         *[f"{label[n]} / floor" for n in names]], [
+            [r["num_envs"], r["minibatch"], r["floor_update_per_minibatch_ms"],
+             *[r[n + "_update_per_minibatch_ms"] for n in names],
+             *[f"{r[n + '_update_per_minibatch_ms'] / r['floor_update_per_minibatch_ms']:.2f}" for n in names]]
+            for r in rows]),
     ])
     print(text)
 

@@ -135,7 +135,7 @@ def test_compare_sb3_trains_only_the_libraries_asked_for(tmp_path):
 @pytest.mark.slow
 def test_speed_bound_times_sb3_raw_stepping_the_floor_and_this_project_at_each_env_count(tmp_path):
     pytest.importorskip("stable_baselines3")
-    out = run_script("speed_bound.py", "pendulum", "--envs", "2", "3", "--iterations", "1", out=tmp_path)
+    out = run_script("speed_bound.py", "pendulum", "--envs", "2", "3", "--iterations", "1", "--compile", out=tmp_path)
     table = rows(tmp_path / "speed_bound_pendulum.csv")
     assert [r["num_envs"] for r in table] == ["2", "3"]
     for r in table:
@@ -145,7 +145,11 @@ def test_speed_bound_times_sb3_raw_stepping_the_floor_and_this_project_at_each_e
         sb3 = float(r["sb3_collect_ms"]) + float(r["sb3_train_ms"])
         floor = float(r["raw_rollout_ms"]) + float(r["floor_policy_ms"]) + float(r["floor_update_ms"])
         assert float(r["bound"]) == pytest.approx(sb3 / floor, abs=0.01)
-    assert "| bound |" in out and (tmp_path / "speed_bound_pendulum.md").exists()
+        for name in ("ours", "compiled"):  # eager and compile=true, each loop against SB3 and per mini-batch
+            loop = sum(float(r[f"{name}_{part}_ms"]) for part in ("rollout", "advantages", "update"))
+            assert float(r[f"{name}_vs_sb3"]) == pytest.approx(sb3 / loop, abs=0.01)
+            assert float(r[f"{name}_update_per_minibatch_ms"]) == pytest.approx(float(r[f"{name}_update_ms"]) / 80, abs=1e-3)
+    assert "| bound |" in out and "compile=true / floor" in out and (tmp_path / "speed_bound_pendulum.md").exists()
 
 
 def test_speed_bound_refuses_a_task_sb3_cannot_train(tmp_path):
