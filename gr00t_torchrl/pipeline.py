@@ -223,9 +223,19 @@ def collection_policy(actor: ProbabilisticActor) -> TensorDictModuleBase:
     return actor.sampler() if isinstance(actor, GaussianActor) else actor
 
 
+def compiles_collection(pipeline: Pipeline) -> bool:
+    """Whether `compile=true` compiles the collection policy: on a GPU only, where it saves kernel launches.
+
+    On the CPU a compiled policy step costs more than the small eager one it replaces (dynamo's guards on the
+    TensorDict run every env step): rollouts took 10-20% longer at 4 to 256 envs
+    (benchmarks/results/speed_bound_pendulum_compiled_policy.md), so there only the update is compiled.
+    """
+    return pipeline.cfg.compile and pipeline.fabric.device.type == "cuda"
+
+
 def make_collector(pipeline: Pipeline) -> Collector:
     """TorchRL's collector of `frames_per_batch` env steps per batch, with the current policy."""
-    if pipeline.cfg.compile:
+    if compiles_collection(pipeline):
         # compiled sampling draws eager's random numbers (inductor has its own generator otherwise): the same
         # actions as an eager run, and an exact resume
         torch._inductor.config.fallback_random = True
@@ -241,5 +251,5 @@ def make_collector(pipeline: Pipeline) -> Collector:
         env_device=pipeline.env.device,
         policy_device=pipeline.fabric.device,
         storing_device=pipeline.fabric.device,
-        compile_policy=pipeline.cfg.compile or None,  # torch.compile of the policy step (TorchRL's option)
+        compile_policy=compiles_collection(pipeline) or None,  # torch.compile of the policy step (TorchRL's option)
     )

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from gr00t_torchrl import checkpoint as ckpt
+from gr00t_torchrl import pipeline as pipeline_module
 from gr00t_torchrl.cli import main
 from gr00t_torchrl.pipeline import build_pipeline, make_collector, make_fabric
 from gr00t_torchrl.ppo_module import CompileError
@@ -24,8 +25,11 @@ def built(compile_flag: str):
     return build_pipeline(cfg, make_fabric(cfg))  # seeded from the config: the same weights each time
 
 
-def test_compiled_collection_and_update_give_eager_results():
+def test_compiled_collection_and_update_give_eager_results(monkeypatch):
     eager, compiled = built("false"), built("true")
+    assert not pipeline_module.compiles_collection(compiled)  # on the CPU compile=true leaves the rollout eager
+    # the compiled collection policy of a GPU run, here on the CPU
+    monkeypatch.setattr(pipeline_module, "compiles_collection", lambda pipeline: pipeline.cfg.compile)
     batches = []
     for pipeline in (eager, compiled):
         torch.manual_seed(7)
