@@ -2,6 +2,7 @@
 
     pip install -e ".[bench,mjlab]"
     python benchmarks/compare_rsl_rl.py Mjlab-Cartpole-Balance --seeds 3
+    python benchmarks/compare_rsl_rl.py Mjlab-Cartpole-Balance --seeds 1 --envs 1024 --set compile=true --tag compile
 
 Both train the same mjlab env (same task config, number of envs and env-step budget, seeds) on the
 CPU: this project through its Isaac Lab path with its preset (`recipes/presets/<task>.yaml`, taken from
@@ -12,7 +13,9 @@ spawns every stream of a run from its base seed with numpy's SeedSequence). Both
 same way: the mean action, one episode in each of 10 envs of one mjlab env seeded
 `evaluation_seed(seed)` (gr00t_torchrl.seeding, as this project's evaluation seeds it), raw rewards. Training env steps/s = env steps / the sum of each
 library's own per-iteration times (rollout + advantages + update; start-up, logging, checkpoints and
-evaluation left out, for both). Raw stepping of the same env with random actions is measured in
+evaluation left out, for both); the whole command's wall time (each run's process from start-up, env
+creation and training to the end of its evaluation) is reported beside it. `--envs` sets both libraries'
+number of envs; `--set` passes settings to this project's runs only (e.g. `compile=true`). Raw stepping of the same env with random actions is measured in
 the same run, so the ratio train / raw is each library's pipeline overhead. Each run is its own
 process, one at a time.
 Writes benchmarks/results/compare_rsl_rl_<task>.csv, .md and .png.
@@ -26,6 +29,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from common import (EVAL_EPISODES, RESULTS, Stopwatch, markdown_table, ours_args, plot_curves, raw_task_sps,
@@ -57,7 +61,7 @@ def env_clock() -> Stopwatch:
     return clock
 
 
-def run_ours(task: str, steps: int, seed: int, out: Path) -> None:
+def run_ours(task: str, steps: int, seed: int, out: Path, settings: list[str]) -> None:
     from gr00t_torchrl.tasks import resolve_config
     from gr00t_torchrl.runner import train
 
@@ -65,7 +69,7 @@ def run_ours(task: str, steps: int, seed: int, out: Path) -> None:
     env_seconds: list[float] = []  # at the end of each iteration: evaluation's steps are left out
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
-        train(resolve_config(ours_args(task, steps, seed, run_dir)),
+        train(resolve_config([*ours_args(task, steps, seed, run_dir), *settings]),
               on_iteration=lambda *_: env_seconds.append(clock.seconds["env"]))
         result = read_run(run_dir)
     out.write_text(json.dumps({**result, "env_s": env_seconds[-1]}))
@@ -106,15 +110,18 @@ def overhead_ms(row: dict, rollout: int) -> float:
     return (row["train_s"] - row["env_s"]) / (row["env_steps"] / rollout) * 1e3
 
 
-def run_job(library: str, task: str, steps: int, seed: int) -> dict:
+def run_job(library: str, task: str, steps: int, seed: int, passed: list[str]) -> dict:
+    """One run in its own process (`passed`: the --envs / --set arguments); its result and the process's wall time."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         command = [sys.executable, __file__, "--worker", library, task, "--steps", str(steps),
-                   "--seed", str(seed), "--out", str(out)]
+                   "--seed", str(seed), "--out", str(out), *passed]
+        start = time.perf_counter()
         proc = subprocess.run(command, capture_output=True, text=True)
+        wall = time.perf_counter() - start
         if proc.returncode != 0:
             raise RuntimeError(f"{library} seed {seed} failed:\n{proc.stderr[-3000:]}")
-        return {"library": library, "seed": seed, **json.loads(out.read_text())}
+        return {"library": library, "seed": seed, **json.loads(out.read_text()), "wall_s": wall}
 
 
 def main() -> None:
@@ -123,6 +130,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="env-step budget (default: the preset's)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--tag", default="", help="suffix of the result files")
+    parser.add_argument("--envs", type=int, default=None, help="number of envs for both libraries (default: the preset's)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="settings for this project's runs only")
     parser.add_argument("--worker", choices=LIBRARIES, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -134,32 +143,38 @@ def main() -> None:
 
     from gr00t_torchrl.tasks import resolve_config
 
-    cfg = resolve_config([f"task={args.task}"])
+    settings = [*([f"env.num_envs={args.envs}"] if args.envs else []), *args.set]
+    cfg = resolve_config([f"task={args.task}", *settings])
     num_envs = cfg.env.num_envs
     from mjlab.tasks.registry import load_rl_cfg
 
     rollout = num_envs * load_rl_cfg(args.task).num_steps_per_env
     steps = max((args.steps or cfg.total_steps) // rollout, 1) * rollout
     if args.worker == "gr00t-torchrl":
-        return run_ours(args.task, steps, args.seed, args.out)
+        return run_ours(args.task, steps, args.seed, args.out, settings)
     if args.worker == "rsl_rl":
         return run_rsl_rl(args.task, num_envs, steps, args.seed, args.out)
 
     raw = raw_task_sps(args.task, num_envs, frames=RAW_STEPS * num_envs, device="cpu")
     seeds = range(1, args.seeds + 1)
-    rows = [run_job(lib, args.task, steps, seed) for seed in seeds for lib in LIBRARIES]
+    passed = [*(["--envs", str(args.envs)] if args.envs else []), *(["--set", *args.set] if args.set else [])]
+    rows = [run_job(lib, args.task, steps, seed, passed) for seed in seeds for lib in LIBRARIES]
     stem = f"compare_rsl_rl_{args.task}{'_' + args.tag if args.tag else ''}"
     write_rows([{"library": r["library"], "seed": r["seed"], "env_steps": r["env_steps"],
                  "eval_return": f"{r['eval_return']:.2f}", "train_s": f"{r['train_s']:.1f}", "env_s": f"{r['env_s']:.1f}",
                  "sps": f"{r['env_steps'] / r['train_s']:.0f}", "raw_sps": f"{raw:.0f}",
-                 "overhead_ms_per_iteration": f"{overhead_ms(r, rollout):.0f}"} for r in rows], stem)
+                 "overhead_ms_per_iteration": f"{overhead_ms(r, rollout):.0f}", "wall_s": f"{r['wall_s']:.1f}"}
+                for r in rows], stem)
     table = []
     for library in LIBRARIES:
         s = summarize(rows, library)
         overheads = ", ".join(f"{overhead_ms(r, rollout):.0f}" for r in rows if r["library"] == library)
+        walls = [r["wall_s"] for r in rows if r["library"] == library]
         table.append([library, f"{s['mean']:.1f} +- {s['std']:.1f}", ", ".join(f"{x:.1f}" for x in s["returns"]),
-                      f"{s['train_s']:.0f}", f"{s['sps']:.0f}", f"{s['sps'] / raw:.0%}", overheads])
+                      f"{s['train_s']:.0f}", f"{s['sps']:.0f}", f"{s['sps'] / raw:.0%}", overheads,
+                      f"{sum(walls) / len(walls):.0f}"])
     text = write_markdown(stem, f"{args.task}: gr00t-torchrl vs rsl_rl, {num_envs} envs, {steps} env steps, CPU", [
+        *([f"This project's runs with: `{' '.join(args.set)}`.", ""] if args.set else []),
         f"Seeds {seed_list(seeds)}, both libraries (one run at a time, {os.cpu_count()} cores). Raw stepping of the "
         f"same env with random actions: {raw:.0f} env steps/s. Eval: mean action, {EVAL_EPISODES} held-out "
         "episodes, env seeded `evaluation_seed(seed)` for both.",
@@ -167,7 +182,7 @@ def main() -> None:
         f"Overhead: training time beyond mjlab's own env step, per iteration of {rollout} env steps.",
         "",
         *markdown_table(["library", "eval return, mean +- std", "per seed", "train s, mean", "train env steps/s",
-                         "of raw", "overhead ms / iteration, per seed"], table),
+                         "of raw", "overhead ms / iteration, per seed", "whole command wall s, mean"], table),
     ])
     plot_curves(rows, LIBRARIES, f"PPO on {args.task}, {num_envs} envs", steps, RESULTS / f"{stem}.png")
     print(text)

@@ -241,12 +241,14 @@ def test_batched_throughput_benchmark(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not (HAS_MJLAB or os.environ.get("CI")), reason="mjlab is not installed (pip install -e '.[mjlab]')")
 def test_compare_rsl_rl_trains_both_libraries(tmp_path):
-    out = run_script("compare_rsl_rl.py", "Mjlab-Cartpole-Balance", "--steps", "8192", "--seeds", "1", out=tmp_path)
-    assert "| gr00t-torchrl |" in out and "| rsl_rl |" in out
+    out = run_script("compare_rsl_rl.py", "Mjlab-Cartpole-Balance", "--steps", "8192", "--seeds", "1", "--envs", "128",
+                     "--set", "compile=true", out=tmp_path)
+    assert "| gr00t-torchrl |" in out and "| rsl_rl |" in out and "runs with: `compile=true`" in out
     table = rows(tmp_path / "compare_rsl_rl_Mjlab-Cartpole-Balance.csv")
     assert {r["library"] for r in table} == {"gr00t-torchrl", "rsl_rl"}
-    for row in table:  # the simulator's share is measured inside each library's training time
-        assert 0 < float(row["env_s"]) < float(row["train_s"]) and float(row["overhead_ms_per_iteration"]) > 0
+    for row in table:  # the simulator's share is measured inside each library's training time, within the command's
+        assert 0 < float(row["env_s"]) < float(row["train_s"]) < float(row["wall_s"])
+        assert float(row["overhead_ms_per_iteration"]) > 0 and int(row["env_steps"]) == 8192  # 2 x 128 envs x 32
     assert (tmp_path / "compare_rsl_rl_Mjlab-Cartpole-Balance.png").stat().st_size > 0
 
 
@@ -296,7 +298,8 @@ def test_flow_benchmark_runs_every_part_on_tiny_budgets(tmp_path):
     table = rows(tmp_path / "flow.csv")
     methods = [r["method"] for r in table]
     assert methods == ["bc flow", "ppo flow", "bc gaussian", "ppo gaussian", "bc flow (4 noisy demos)",
-                       "bc flow + fpo fine-tuning", "ppo gaussian", "ppo flow"]
+                       "bc flow + fpo fine-tuning", "ppo gaussian", "ppo flow (defaults)",
+                       "ppo flow (pair ratios, clip 0.05, zero-noise eval)"]
     assert all(0.0 <= float(r["success"]) <= 1.0 for r in table if r["success"])
 
 
@@ -307,3 +310,14 @@ def test_atari_benchmark_trains_a_game_and_reports_it_beside_cleanrl(tmp_path):
     assert table[0]["game"] == "breakout" and int(table[0]["env_steps"]) == 1024
     assert (tmp_path / "atari_breakout.png").is_file()
     assert "414.7" in (tmp_path / "atari.md").read_text()  # CleanRL's 10M figure beside ours
+
+
+@pytest.mark.slow
+def test_op_counts_counts_both_libraries_and_compile_launches_fewer_update_ops(tmp_path):
+    pytest.importorskip("mjlab")
+    run_script("op_counts.py", "Mjlab-Cartpole-Balance", "--envs", "4", out=tmp_path)
+    eager, compiled, rsl = rows(tmp_path / "op_counts_Mjlab-Cartpole-Balance.csv")
+    assert [r["library"] for r in (eager, compiled, rsl)] == ["gr00t-torchrl", "gr00t-torchrl compile=true", "rsl_rl"]
+    assert float(eager["env_step_ops"]) > 0 and float(rsl["env_step_ops"]) > 0  # the env's own, counted apart
+    assert 0 < float(compiled["per_minibatch"]) < float(eager["per_minibatch"])  # fused kernels replace op chains
+    assert all(float(r["per_env_step"]) > 0 and int(r["returns_per_iteration"]) > 0 for r in (eager, compiled, rsl))
