@@ -10,7 +10,10 @@ Parts, each per seed (seeds 1..N; every stream of a run is spawned from its seed
     head and of the Gaussian one; then PPO from scratch on the task with each head. Success over 500 episodes.
   - finetune: 10 noisy demonstrations (action noise 0.5) of the same task, the flow head cloned on them,
     then FPO fine-tuning from it (`train init_from=`); success before and after.
-  - scratch: PPO from scratch with each head on the given presets at their budgets; eval return, wall time.
+  - scratch: PPO from scratch on the given presets at their budgets, eval return and wall time, with the Gaussian
+    head, the flow head at its defaults and the flow head with FPO_SETTINGS (the `pendulum_flow` preset's flow
+    settings: one clipped ratio per (t, noise) pair, clip range 0.05, evaluation from zero noise);
+    `--scratch-methods` picks some of them.
 Writes benchmarks/results/<stem>.csv and .md.
 """
 
@@ -34,6 +37,12 @@ SMOKE = {"eval": 8, "demos": 20, "few": 4, "epochs": 2, "few_epochs": 2, "ppo_st
          "scratch": {"pendulum": 512, "halfcheetah": 512}}
 SIZES = dict(FULL)
 FINETUNE_LR = "ppo.lr=5e-5"
+# the flow head's settings for PPO from scratch (the pendulum_flow preset's; benchmarks/results/flow_scratch.md)
+FPO_SETTINGS = ("network.head=flow", "network.flow_pair_ratios=separate", "network.flow_log_ratio_clip=3",
+                "ppo.clip_epsilon=0.05", "network.flow_eval_noise=zero")
+SCRATCH_METHODS = {"gaussian": ("network.head=gaussian",), "flow": ("network.head=flow",), "flow_fpo": FPO_SETTINGS}
+SCRATCH_NAMES = {"gaussian": "ppo gaussian", "flow": "ppo flow (defaults)",
+                 "flow_fpo": "ppo flow (pair ratios, clip 0.05, zero-noise eval)"}
 
 
 def cli(*args: str) -> None:
@@ -75,15 +84,15 @@ def finetune(seed: int, tmp: Path) -> list[dict]:
             {"part": "finetune", "method": "bc flow + fpo fine-tuning", "seed": seed, "success": success(ppo)}]
 
 
-def scratch(task: str, seed: int, tmp: Path) -> list[dict]:
+def scratch(task: str, seed: int, tmp: Path, methods: list[str]) -> list[dict]:
     rows = []
-    for head in ("gaussian", "flow"):
-        run_dir = tmp / f"{task}_{head}{seed}"
+    for method in methods:
+        run_dir = tmp / f"{task}_{method}{seed}"
         start = time.perf_counter()
-        cli("train", f"task={task}", f"network.head={head}", f"total_steps={SIZES['scratch'][task]}", f"seed={seed}",
+        cli("train", f"task={task}", *SCRATCH_METHODS[method], f"total_steps={SIZES['scratch'][task]}", f"seed={seed}",
             f"run_dir={run_dir}", "eval_episodes=10", "progress_bar=false")
         run = read_run(run_dir)
-        rows.append({"part": f"scratch {task}", "method": f"ppo {head}", "seed": seed,
+        rows.append({"part": f"scratch {task}", "method": SCRATCH_NAMES[method], "seed": seed,
                      "eval_return": round(run["eval_return"], 1), "wall_s": round(time.perf_counter() - start, 1)})
     return rows
 
@@ -108,12 +117,16 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", choices=["multimodal", "finetune", "scratch"],
                         default=["multimodal", "finetune", "scratch"])
     parser.add_argument("--scratch-tasks", nargs="+", choices=list(FULL["scratch"]), default=["pendulum"])
+    parser.add_argument("--scratch-methods", nargs="+", choices=list(SCRATCH_METHODS), default=list(SCRATCH_METHODS))
+    parser.add_argument("--scratch-steps", type=int, help="env steps of each scratch run (default: each task's budget)")
     parser.add_argument("--smoke", action="store_true", help="tiny budgets everywhere (the test suite's check)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--stem", default="flow_head")
     args = parser.parse_args()
     if args.smoke:
         SIZES.update(SMOKE)
+    if args.scratch_steps:
+        SIZES["scratch"] = {task: args.scratch_steps for task in SIZES["scratch"]}
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(1, args.seeds + 1):
@@ -123,7 +136,7 @@ def main() -> None:
                 rows += finetune(seed, Path(tmp))
             if "scratch" in args.parts:
                 for task in args.scratch_tasks:
-                    rows += scratch(task, seed, Path(tmp))
+                    rows += scratch(task, seed, Path(tmp), args.scratch_methods)
             print("\n".join(table(rows)), flush=True)
     columns = ["part", "method", "seed", "success", "eval_return", "wall_s"]
     write_rows([{key: row.get(key, "") for key in columns} for row in rows], args.stem)
