@@ -216,7 +216,8 @@ def read_run(run_dir: Path) -> dict:
     sps = [float(r["sps"]) for r in rows][1:]
     return {"eval_return": result["eval_return_mean"], "eval_episodes": result["episodes"], "train_s": train_time,
             "env_steps": int(float(rows[-1]["env_steps"])),
-            "sps": statistics.median(sps) if sps else float("nan"), "curve": curve}
+            "sps": statistics.median(sps) if sps else float("nan"), "curve": curve,
+            "compile_s": float(rows[0].get("time_compile") or 0.0)}  # compile=true: within the first iteration's time
 
 
 def train_recipe(task: str, steps: int, seed: int, overrides: Sequence[str] = (), threads: int | None = None) -> dict:

@@ -163,16 +163,18 @@ def main() -> None:
     write_rows([{"library": r["library"], "seed": r["seed"], "env_steps": r["env_steps"],
                  "eval_return": f"{r['eval_return']:.2f}", "train_s": f"{r['train_s']:.1f}", "env_s": f"{r['env_s']:.1f}",
                  "sps": f"{r['env_steps'] / r['train_s']:.0f}", "raw_sps": f"{raw:.0f}",
-                 "overhead_ms_per_iteration": f"{overhead_ms(r, rollout):.0f}", "wall_s": f"{r['wall_s']:.1f}"}
+                 "overhead_ms_per_iteration": f"{overhead_ms(r, rollout):.0f}", "wall_s": f"{r['wall_s']:.1f}",
+                 "compile_s": f"{r.get('compile_s', 0.0):.1f}"}
                 for r in rows], stem)
     table = []
     for library in LIBRARIES:
         s = summarize(rows, library)
         overheads = ", ".join(f"{overhead_ms(r, rollout):.0f}" for r in rows if r["library"] == library)
         walls = [r["wall_s"] for r in rows if r["library"] == library]
+        compiles = [r.get("compile_s", 0.0) for r in rows if r["library"] == library]
         table.append([library, f"{s['mean']:.1f} +- {s['std']:.1f}", ", ".join(f"{x:.1f}" for x in s["returns"]),
                       f"{s['train_s']:.0f}", f"{s['sps']:.0f}", f"{s['sps'] / raw:.0%}", overheads,
-                      f"{sum(walls) / len(walls):.0f}"])
+                      f"{sum(walls) / len(walls):.0f}", f"{sum(compiles) / len(compiles):.1f}"])
     text = write_markdown(stem, f"{args.task}: gr00t-torchrl vs rsl_rl, {num_envs} envs, {steps} env steps, CPU", [
         *([f"This project's runs with: `{' '.join(args.set)}`.", ""] if args.set else []),
         f"Seeds {seed_list(seeds)}, both libraries (one run at a time, {os.cpu_count()} cores). Raw stepping of the "
@@ -182,7 +184,8 @@ def main() -> None:
         f"Overhead: training time beyond mjlab's own env step, per iteration of {rollout} env steps.",
         "",
         *markdown_table(["library", "eval return, mean +- std", "per seed", "train s, mean", "train env steps/s",
-                         "of raw", "overhead ms / iteration, per seed", "whole command wall s, mean"], table),
+                         "of raw", "overhead ms / iteration, per seed", "whole command wall s, mean",
+                         "of train s: compiling, mean"], table),
     ])
     plot_curves(rows, LIBRARIES, f"PPO on {args.task}, {num_envs} envs", steps, RESULTS / f"{stem}.png")
     print(text)
