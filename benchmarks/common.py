@@ -271,8 +271,8 @@ def same_shape_params(task: str, envs: int | None = None) -> dict:
     }
 
 
-def rsl_rl_runner(task: str, num_envs: int, seed: int, log_dir: str) -> tuple[Any, Any]:
-    """mjlab's own rsl_rl runner for `task` with its registered config, and that config."""
+def rsl_rl_runner(task: str, num_envs: int, seed: int, log_dir: str, device: str = "cpu") -> tuple[Any, Any]:
+    """mjlab's own rsl_rl runner for `task` with its registered config, and that config, on `device`."""
     import copy
     import dataclasses
 
@@ -283,8 +283,8 @@ def rsl_rl_runner(task: str, num_envs: int, seed: int, log_dir: str) -> tuple[An
 
     agent = copy.deepcopy(load_rl_cfg(task))
     agent.seed, agent.logger = seed, "tensorboard"
-    env = RslRlVecEnvWrapper(make_mjlab_env(task, num_envs, "cpu", seed).env, clip_actions=agent.clip_actions)
-    return MjlabOnPolicyRunner(env, dataclasses.asdict(agent), log_dir, "cpu"), agent
+    env = RslRlVecEnvWrapper(make_mjlab_env(task, num_envs, device, seed).env, clip_actions=agent.clip_actions)
+    return MjlabOnPolicyRunner(env, dataclasses.asdict(agent), log_dir, device), agent
 
 
 # --------------------------------------------------------------------------- timing

@@ -15,7 +15,8 @@ same way: the mean action, one episode in each of 10 envs of one mjlab env seede
 library's own per-iteration times (rollout + advantages + update; start-up, logging, checkpoints and
 evaluation left out, for both); the whole command's wall time (each run's process from start-up, env
 creation and training to the end of its evaluation) is reported beside it. `--envs` sets both libraries'
-number of envs; `--set` passes settings to this project's runs only (e.g. `compile=true`). Raw stepping of the same env with random actions is measured in
+number of envs; `--set` passes settings to this project's runs only (e.g. `compile=true`); `--device cuda` runs
+both on a GPU (there the env-step stopwatch times launches, not GPU work: read the overhead as approximate). Raw stepping of the same env with random actions is measured in
 the same run, so the ratio train / raw is each library's pipeline overhead. Each run is its own
 process, one at a time.
 Writes benchmarks/results/compare_rsl_rl_<task>.csv, .md and .png.
@@ -75,12 +76,12 @@ def run_ours(task: str, steps: int, seed: int, out: Path, settings: list[str]) -
     out.write_text(json.dumps({**result, "env_s": env_seconds[-1]}))
 
 
-def run_rsl_rl(task: str, num_envs: int, steps: int, seed: int, out: Path) -> None:
+def run_rsl_rl(task: str, num_envs: int, steps: int, seed: int, out: Path, device: str) -> None:
     import torch
     from mjlab.rl import RslRlVecEnvWrapper
 
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as log_dir:  # rsl_rl's writer may still flush
-        runner, agent = rsl_rl_runner(task, num_envs, seed, log_dir)
+        runner, agent = rsl_rl_runner(task, num_envs, seed, log_dir, device)
         steps_per_iteration = num_envs * agent.num_steps_per_env
         iterations = max(steps // steps_per_iteration, 1)
         clock = env_clock()
@@ -91,11 +92,11 @@ def run_rsl_rl(task: str, num_envs: int, steps: int, seed: int, out: Path) -> No
         # times each iteration: logging and checkpoint saving are left out for both
         train_s = sum(value for tag in ("Perf/collection_time", "Perf/learning_time")
                       for _, value in tensorboard_curve(Path(log_dir), tag, steps_per_iteration))
-        policy = runner.get_inference_policy(device="cpu")
-    eval_env = RslRlVecEnvWrapper(make_mjlab_env(task, EVAL_EPISODES, "cpu", evaluation_seed(seed)).env)
+        policy = runner.get_inference_policy(device=device)
+    eval_env = RslRlVecEnvWrapper(make_mjlab_env(task, EVAL_EPISODES, device, evaluation_seed(seed)).env)
     obs = eval_env.get_observations()
-    returns = torch.zeros(EVAL_EPISODES)
-    finished = torch.zeros(EVAL_EPISODES, dtype=torch.bool)
+    returns = torch.zeros(EVAL_EPISODES, device=device)
+    finished = torch.zeros(EVAL_EPISODES, dtype=torch.bool, device=device)
     with torch.inference_mode():
         while not finished.all():
             obs, reward, done, _ = eval_env.step(policy(obs))
@@ -131,6 +132,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--tag", default="", help="suffix of the result files")
     parser.add_argument("--envs", type=int, default=None, help="number of envs for both libraries (default: the preset's)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where both libraries run")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="settings for this project's runs only")
     parser.add_argument("--worker", choices=LIBRARIES, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
@@ -143,7 +145,8 @@ def main() -> None:
 
     from gr00t_torchrl.tasks import resolve_config
 
-    settings = [*([f"env.num_envs={args.envs}"] if args.envs else []), *args.set]
+    settings = [*([f"env.num_envs={args.envs}"] if args.envs else []),
+                *(["accelerator=cuda"] if args.device == "cuda" else []), *args.set]
     cfg = resolve_config([f"task={args.task}", *settings])
     num_envs = cfg.env.num_envs
     from mjlab.tasks.registry import load_rl_cfg
@@ -153,11 +156,12 @@ def main() -> None:
     if args.worker == "gr00t-torchrl":
         return run_ours(args.task, steps, args.seed, args.out, settings)
     if args.worker == "rsl_rl":
-        return run_rsl_rl(args.task, num_envs, steps, args.seed, args.out)
+        return run_rsl_rl(args.task, num_envs, steps, args.seed, args.out, args.device)
 
-    raw = raw_task_sps(args.task, num_envs, frames=RAW_STEPS * num_envs, device="cpu")
+    raw = raw_task_sps(args.task, num_envs, frames=RAW_STEPS * num_envs, device=args.device)
     seeds = range(1, args.seeds + 1)
-    passed = [*(["--envs", str(args.envs)] if args.envs else []), *(["--set", *args.set] if args.set else [])]
+    passed = [*(["--envs", str(args.envs)] if args.envs else []), "--device", args.device,
+              *(["--set", *args.set] if args.set else [])]
     rows = [run_job(lib, args.task, steps, seed, passed) for seed in seeds for lib in LIBRARIES]
     stem = f"compare_rsl_rl_{args.task}{'_' + args.tag if args.tag else ''}"
     write_rows([{"library": r["library"], "seed": r["seed"], "env_steps": r["env_steps"],
@@ -175,7 +179,8 @@ def main() -> None:
         table.append([library, f"{s['mean']:.1f} +- {s['std']:.1f}", ", ".join(f"{x:.1f}" for x in s["returns"]),
                       f"{s['train_s']:.0f}", f"{s['sps']:.0f}", f"{s['sps'] / raw:.0%}", overheads,
                       f"{sum(walls) / len(walls):.0f}", f"{sum(compiles) / len(compiles):.1f}"])
-    text = write_markdown(stem, f"{args.task}: gr00t-torchrl vs rsl_rl, {num_envs} envs, {steps} env steps, CPU", [
+    text = write_markdown(stem, f"{args.task}: gr00t-torchrl vs rsl_rl, {num_envs} envs, {steps} env steps, "
+                                f"{args.device.upper()}", [
         *([f"This project's runs with: `{' '.join(args.set)}`.", ""] if args.set else []),
         f"Seeds {seed_list(seeds)}, both libraries (one run at a time, {os.cpu_count()} cores). Raw stepping of the "
         f"same env with random actions: {raw:.0f} env steps/s. Eval: mean action, {EVAL_EPISODES} held-out "

@@ -41,8 +41,9 @@ def raw_sps(env_id: str, num_envs: int, frames: int, device: str = "cpu") -> flo
     return steps * num_envs / elapsed
 
 
-def pipeline_sps(task: str, num_envs: int, frames: int, device: str = "cpu") -> tuple[float, float]:
-    """(rollout-only steps/s, whole-training-loop steps/s) for `task` with `num_envs` envs."""
+def pipeline_sps(task: str, num_envs: int, frames: int, device: str = "cpu",
+                 settings: tuple[str, ...] = ()) -> tuple[float, float]:
+    """(rollout-only steps/s, whole-training-loop steps/s) for `task` with `num_envs` envs (plus `settings`)."""
     from gr00t_torchrl.tasks import resolve_config
     from gr00t_torchrl.pipeline import build_pipeline, make_collector
     import lightning as L
@@ -50,11 +51,13 @@ def pipeline_sps(task: str, num_envs: int, frames: int, device: str = "cpu") -> 
     num_steps = max(frames // num_envs // 4, 16)
     accelerator = "cuda" if device.startswith("cuda") else "cpu"
     cfg = resolve_config([f"task={task}", f"env.num_envs={num_envs}", f"ppo.num_steps={num_steps}",
-                          f"accelerator={accelerator}"])
+                          f"accelerator={accelerator}", *settings])
     p = build_pipeline(cfg, L.Fabric(accelerator=accelerator, devices=1))
     collector = make_collector(p)
     batches = iter(collector)
-    next(batches)  # warm-up
+    warm = next(batches)  # warm-up: a rollout and an update (with compile=true, the one that compiles)
+    p.module.compute_advantages(warm)
+    p.module.update(warm, p.optimizer, p.fabric_module.training_step)
     iterations = max(frames // cfg.frames_per_batch, 1)
 
     start = time.perf_counter()
@@ -82,6 +85,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=8192, help="env steps per measurement")
     parser.add_argument("--device", default="cpu", help="device of batched Isaac-API tasks and the networks (cpu, cuda)")
     parser.add_argument("--tag", default="", help="suffix of the result files")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra settings, e.g. compile=true")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     from gr00t_torchrl.presets import load_preset
@@ -91,7 +95,7 @@ def main() -> None:
         env_id = load_preset(task).get("env", {}).get("id", task)
         for n in args.envs:
             raw = raw_sps(env_id, n, args.frames, args.device)
-            rollout, train = pipeline_sps(task, n, args.frames, args.device)
+            rollout, train = pipeline_sps(task, n, args.frames, args.device, tuple(args.set))
             row = {
                 "task": task, "num_envs": n, "raw_sps": round(raw), "rollout_sps": round(rollout),
                 "train_sps": round(train), "rollout_vs_raw": round(rollout / raw, 3), "train_vs_raw": round(train / raw, 3),
@@ -102,7 +106,7 @@ def main() -> None:
     stem = f"throughput_{args.tag}" if args.tag else "throughput"
     write_rows(rows, stem)
     text = write_markdown(stem, f"Throughput (env steps/s, {'this CPU machine' if args.device == 'cpu' else args.device})", [
-        f"Torch threads: {torch.get_num_threads()}.",
+        f"Torch threads: {torch.get_num_threads()}." + (f" Settings: `{' '.join(args.set)}`." if args.set else ""),
         "",
         *markdown_table(["task", "envs", "raw random stepping", "rollout phase", "whole training loop",
                          "rollout / raw", "train / raw"], [

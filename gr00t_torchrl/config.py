@@ -200,8 +200,8 @@ class Config:
     eval_episodes: int = _field(10, "deterministic evaluation episodes at the end", ge=0)
     progress_bar: bool = _field(True, "show a progress bar")
     compile: bool = _field(
-        False, "torch.compile the policy step and the PPO update (compiled once per run, its time reported; off by "
-        "default: on this project's CPU benchmarks it is not faster yet)"
+        False, "torch.compile the PPO update, and on a GPU the policy step (compiled once per run, its time reported; "
+        "off by default: compiling costs seconds at each start, which short runs do not win back)"
     )
     env: EnvConfig = field(default_factory=EnvConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)

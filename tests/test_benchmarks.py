@@ -233,7 +233,8 @@ def test_wrapper_step_ab_pairs_both_steps_and_refuses_a_gymnasium_task(tmp_path)
 @pytest.mark.slow
 def test_batched_throughput_benchmark(tmp_path):
     run_script("throughput.py", "--tasks", "Gr00t-Cartpole-v0", "--envs", "16", "--frames", "1024",
-               "--tag", "batched", out=tmp_path)
+               "--tag", "batched", "--set", "compile=true", out=tmp_path)
+    assert "Settings: `compile=true`" in (tmp_path / "throughput_batched.md").read_text()
     [row] = rows(tmp_path / "throughput_batched.csv")
     assert row["task"] == "Gr00t-Cartpole-v0" and float(row["raw_sps"]) > 0 and float(row["train_sps"]) > 0
 
