@@ -8,7 +8,10 @@ x_t = (1 - t) e + t a and the velocity target a - e.
 A flow has no tractable log-likelihood, so PPO's ratio comes from FPO (McAllister et al. 2025): at
 collection, N (t, e) pairs are drawn per action and stored in the TensorDict; the policy's "log-prob" of
 an action is minus its conditional flow-matching loss averaged over those pairs, so that the ratio
-exp(log_prob_new - log_prob_old) = exp(L_old - L_new) is exactly 1 at the collection parameters.
+exp(log_prob_new - log_prob_old) = exp(L_old - L_new) is exactly 1 at the collection parameters. With
+`pairs="separate"` (an option of FPO's reference, which FPO++ found important) each pair has its own ratio, the
+log-prob is [..., N] and ClipPPOLoss clips each pair's ratio and averages the objective over pairs: what lets
+the head learn from scratch without its action spread collapsing (benchmarks/results/flow_scratch.md).
 TorchRL's ClipPPOLoss calls `get_dist(...).log_prob(action)` as for any policy, so the loss and the
 update stay the library's. There is no closed-form entropy: the entropy bonus is refused for this head.
 
