@@ -28,6 +28,7 @@ import contextlib
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
@@ -85,10 +86,11 @@ def labelled(owner: object, method: str, label: str) -> Iterator[None]:
         setattr(owner, method, inner)
 
 
-def counted(fn: Callable[[], object]) -> Counter:
+def counted(fn: Callable[[], Any]) -> tuple[Counter, Any]:
+    """The launched ops of one call of `fn` (`launched`), and what it returned."""
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        fn()
-    return launched(prof)
+        result = fn()
+    return launched(prof), result
 
 
 def ours(task: str, num_envs: int, compile_: bool) -> dict:
@@ -109,12 +111,10 @@ def ours(task: str, num_envs: int, compile_: bool) -> dict:
     warm = next(batches)  # the warm-up iteration compiles
     p.module.compute_advantages(warm)
     update(warm)
-    holder = {}
     with labelled(ManagerBasedRlEnv, "step", ENV_STEP):
-        rollout = counted(lambda: holder.setdefault("batch", next(batches)))
-    batch = holder["batch"]
-    advantages = counted(lambda: p.module.compute_advantages(batch))
-    minibatches = counted(lambda: update(batch))
+        rollout, batch = counted(lambda: next(batches))
+    advantages, _ = counted(lambda: p.module.compute_advantages(batch))
+    minibatches, _ = counted(lambda: update(batch))
     updates = cfg.ppo.num_epochs * cfg.ppo.num_minibatches
     return {"library": "gr00t-torchrl" + (" compile=true" if compile_ else ""), "num_envs": num_envs,
             "per_env_step": round(rollout[""] / cfg.ppo.num_steps, 1), "returns_per_iteration": sum(advantages.values()),
@@ -133,7 +133,7 @@ def rsl_rl(task: str, num_envs: int) -> dict:
         runner.learn(num_learning_iterations=1)
         with (labelled(ManagerBasedRlEnv, "step", ENV_STEP), labelled(runner.alg, "compute_returns", RETURNS),
               labelled(runner.alg, "update", UPDATE)):
-            counts = counted(lambda: runner.learn(num_learning_iterations=1))
+            counts, _ = counted(lambda: runner.learn(num_learning_iterations=1))
     updates = agent.algorithm.num_learning_epochs * agent.algorithm.num_mini_batches
     return {"library": "rsl_rl", "num_envs": num_envs, "per_env_step": round(counts[""] / agent.num_steps_per_env, 1),
             "returns_per_iteration": counts[RETURNS], "per_minibatch": round(counts[UPDATE] / updates, 1),

@@ -235,7 +235,8 @@ def compiles_collection(pipeline: Pipeline) -> bool:
 
 def make_collector(pipeline: Pipeline) -> Collector:
     """TorchRL's collector of `frames_per_batch` env steps per batch, with the current policy."""
-    if compiles_collection(pipeline):
+    compiled = compiles_collection(pipeline)
+    if compiled:
         # compiled sampling draws eager's random numbers (inductor has its own generator otherwise): the same
         # actions as an eager run, and an exact resume
         torch._inductor.config.fallback_random = True
@@ -251,5 +252,5 @@ def make_collector(pipeline: Pipeline) -> Collector:
         env_device=pipeline.env.device,
         policy_device=pipeline.fabric.device,
         storing_device=pipeline.fabric.device,
-        compile_policy=compiles_collection(pipeline) or None,  # torch.compile of the policy step (TorchRL's option)
+        compile_policy=compiled or None,  # torch.compile of the policy step (TorchRL's option)
     )

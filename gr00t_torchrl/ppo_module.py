@@ -316,8 +316,8 @@ class PPOModule(L.LightningModule):
             epoch_kl = []
             order = torch.randperm(flat.shape[0], device=flat.device)
             for indices in torch.tensor_split(order, self.cfg.num_minibatches):
-                if self.cfg.desired_kl is not None:
-                    self._adapt_lr(optimizer, flat[indices])
+                if self.cfg.desired_kl is not None:  # the KL reads the actor's inputs and the rollout's distribution only
+                    self._adapt_lr(optimizer, flat.select(*self.actor.in_keys, *self.dist_keys)[indices])
                 loss, metrics = step(flat, indices)
                 optimizer.zero_grad(set_to_none=True)
                 if self.fabric is not None:

@@ -258,8 +258,8 @@ class FlowActor(TensorDictModuleBase):
         tensordict.set("action", action)
         tensordict.set(FPO_T, t)
         tensordict.set(FPO_NOISE, noise)
-        losses = pair_losses(self.net, obs, action, t, noise, self.loss_weight)
-        tensordict.set("action_log_prob", -(losses if self.pairs == "separate" else losses.mean(-1)))
+        # the FPO log-prob at the collection parameters: the ratio's denominator (no log-ratio clip without an old one)
+        tensordict.set("action_log_prob", FlowRatio(self.net, obs, t, noise, self.loss_weight, self.pairs).log_prob(action))
         return tensordict
 
     def draw_t(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
