@@ -2,6 +2,7 @@
 
     python benchmarks/multimodal.py                                  # Gr00t-Reach-Language-v0 preset, 3 seeds
     python benchmarks/multimodal.py --steps 300000 --seeds 1 --episodes 100 --stem multimodal_smoke
+    python benchmarks/multimodal.py --set network.head=flow --stem multimodal_reach_language_flow
 
 Each seed trains the preset (`recipes/presets/Gr00t-Reach-Language-v0.yaml`) in its own process, then
 evaluates the final policy on held-out phrasings four times: as trained, and with the image, the
@@ -27,12 +28,13 @@ TASK = "Gr00t-Reach-Language-v0"
 BLANKS = ("none", "image", "language", "proprio")
 
 
-def run_seed(seed: int, steps: int | None, episodes: int) -> dict:
+def run_seed(seed: int, steps: int | None, episodes: int, settings: tuple[str, ...] = ()) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
         args = [f"task={TASK}", f"seed={seed}", f"run_dir={run_dir}", "progress_bar=false", "eval_episodes=0"]
         if steps is not None:
             args.append(f"total_steps={steps}")
+        args.extend(settings)
         train = subprocess.run([sys.executable, str(RECIPE), *args], capture_output=True, text=True, env=os.environ)
         if train.returncode != 0:
             raise RuntimeError(f"seed {seed} failed:\n{train.stderr[-2000:]}")
@@ -56,11 +58,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="env steps per seed (default: the preset's)")
     parser.add_argument("--episodes", type=int, default=200, help="held-out evaluation episodes per condition")
     parser.add_argument("--stem", default="multimodal_reach_language")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra settings, e.g. network.head=flow")
     args = parser.parse_args()
     seeds = list(range(1, args.seeds + 1))
     rows = []
     for seed in seeds:  # one at a time: each run uses the machine's cores
-        rows.append(run_seed(seed, args.steps, args.episodes))
+        rows.append(run_seed(seed, args.steps, args.episodes, tuple(args.set)))
         print({k: v for k, v in rows[-1].items() if k != "curve"}, flush=True)
     write_rows([{k: v for k, v in r.items() if k != "curve"} for r in rows], args.stem)
     table = markdown_table(
@@ -69,7 +72,8 @@ def main() -> None:
         [[r["seed"], r["env_steps"], r["train_s"], r["sps"], *(f"{r[f'success_{b}']:.2f}" for b in BLANKS)] for r in rows],
     )
     body = [f"Seeds {seed_list(seeds)}; {args.episodes} evaluation episodes per condition, held-out phrasings; "
-            "chance (a random one of the four targets) is 0.25.", "", *table]
+            "chance (a random one of the four targets) is 0.25."
+            + (f" Settings: `{' '.join(args.set)}`." if args.set else ""), "", *table]
     try:
         import matplotlib
 

@@ -130,6 +130,14 @@ class NetworkConfig:
         0.0, "flow_ratio=fpo: std of Gaussian noise added to each flow action while collecting (FPO's reference "
         "`feather_std`): exploration a collapsed flow keeps; 0: off", ge=0.0
     )
+    flow_init_noise: float = _field(
+        1.0, "std of the flow head's starting noise x_0 (GR00T: 1); smaller starts with a narrower action spread, as "
+        "network.init_log_std does for the Gaussian", gt=0.0
+    )
+    flow_clip_actions: bool = _field(
+        False, "flow_ratio=fpo: store each collected action clipped to the env's bounds (the action the env executes), so "
+        "the FPO ratio trains the flow toward actions inside them"
+    )
     flow_eval_noise: Literal["sample", "zero"] = _field(
         "sample", "the flow head's evaluation noise: sampled (as GR00T; keeps a multimodal policy's modes) or zero (its mean)"
     )
@@ -243,7 +251,7 @@ class Config:
             if self.network.flow_ratio == "chain":
                 net, base = self.network, NetworkConfig()
                 fpo_only = [key for key in ("flow_loss_weight", "flow_time_sampling", "flow_pair_ratios", "flow_log_ratio_clip",
-                                       "flow_action_noise")
+                                       "flow_action_noise", "flow_clip_actions")
                             if getattr(net, key) != getattr(base, key)]
                 if fpo_only:
                     raise ConfigError(f"The setting 'network.{fpo_only[0]}' applies to network.flow_ratio=fpo only, not chain.")

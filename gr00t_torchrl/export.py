@@ -22,7 +22,7 @@ from torch import nn
 from gr00t_torchrl import checkpoint as ckpt
 from gr00t_torchrl.config import ConfigError
 from gr00t_torchrl.durable import write_text_atomic
-from gr00t_torchrl.envs import find_transform, vector_env
+from gr00t_torchrl.envs import action_bounds, find_transform
 from gr00t_torchrl.modules import MultiModalEncoder
 from gr00t_torchrl.modules.actor_critic import multidiscrete_nvec
 from gr00t_torchrl.modules.flow import EncodedFlowActor, FlowActor, euler_integrate
@@ -150,12 +150,8 @@ def deployed_policy(pipeline: Pipeline) -> tuple[DeployedPolicy, list[str]]:
         else:
             means.append(None)
             stds.append(None)
-    low = high = None
-    space = getattr(vector_env(pipeline.env), "single_action_space", None)  # the env's own bounds (the clip's)
-    if not discrete and pipeline.cfg.env.clip_actions and hasattr(space, "low"):
-        low, high = torch.as_tensor(space.low, dtype=torch.float32), torch.as_tensor(space.high, dtype=torch.float32)
-        if not (torch.isfinite(low).all() and torch.isfinite(high).all()):
-            low = high = None
+    bounds = action_bounds(pipeline.env) if not discrete and pipeline.cfg.env.clip_actions else None
+    low, high = bounds if bounds is not None else (None, None)
     nvec = multidiscrete_nvec(pipeline.env.action_spec)
     layers = memory_layers(actor)
     memory = RecurrentCore(layers[0]) if layers else None

@@ -22,7 +22,7 @@ from torchrl.modules import ProbabilisticActor
 
 from gr00t_torchrl.config import Config, ConfigError
 from gr00t_torchrl.distributed import prepare_statistics
-from gr00t_torchrl.envs import find_transform, make_env, vector_env
+from gr00t_torchrl.envs import action_bounds, find_transform, make_env, vector_env
 from gr00t_torchrl.envs.isaac_api import POLICY_GROUP
 from gr00t_torchrl.modules import (
     GaussianActor,
@@ -192,7 +192,14 @@ def flow_actor(net: Any, obs_dim: int, env: TransformedEnv, in_key: str = "obser
     """The flow-matching head of `network.*` over inputs of width `obs_dim` read from `in_key`."""
     if not env.action_spec.dtype.is_floating_point:
         raise ConfigError("network.head=flow needs a continuous (Box) action space.")
-    return FlowActor.from_settings(net, obs_dim, env.action_spec.shape[-1], in_key=in_key)
+    action_dim, bounds = env.action_spec.shape[-1], None
+    if net.flow_clip_actions:
+        bounds = action_bounds(env)
+        if bounds is None:
+            raise ConfigError("network.flow_clip_actions needs an env whose action space has finite bounds; this one has none.")
+        repeats = action_dim // bounds[0].numel()  # an action chunk holds several of the env's actions
+        bounds = (bounds[0].repeat(repeats), bounds[1].repeat(repeats))
+    return FlowActor.from_settings(net, obs_dim, action_dim, in_key=in_key, bounds=bounds)
 
 
 def with_memory(env: TransformedEnv, policy: TensorDictModuleBase) -> TransformedEnv:

@@ -90,8 +90,10 @@ class NoiseNet(nn.Module):
         return torch.exp(self.log_min + (self.log_max - self.log_min) * u)  # starts midway (in log) between the bounds
 
 
-def chain_log_prob(net: VelocityNet, noise_net: NoiseNet, obs: torch.Tensor, chain: torch.Tensor) -> torch.Tensor:
-    """log p(x_0 .. x_K | s) of a stored chain [..., K + 1, A]: N(x_0; 0, I) and each step's Gaussian transition."""
+def chain_log_prob(net: VelocityNet, noise_net: NoiseNet, obs: torch.Tensor, chain: torch.Tensor,
+                   start_std: float = 1.0) -> torch.Tensor:
+    """log p(x_0 .. x_K | s) of a stored chain [..., K + 1, A]: N(x_0; 0, start_std^2 I) and each step's Gaussian
+    transition."""
     steps = chain.shape[-2] - 1
     x, following = chain[..., :-1, :], chain[..., 1:, :]
     t = (torch.arange(steps, device=chain.device, dtype=chain.dtype) / steps).expand(x.shape[:-1])
@@ -99,7 +101,7 @@ def chain_log_prob(net: VelocityNet, noise_net: NoiseNet, obs: torch.Tensor, cha
     mean = x + net(repeated, x, t) / steps
     std = noise_net(repeated, x, t)
     transitions = torch.distributions.Normal(mean, std).log_prob(following).sum((-1, -2))
-    start = torch.distributions.Normal(torch.zeros_like(chain[..., 0, :]), 1.0).log_prob(chain[..., 0, :]).sum(-1)
+    start = torch.distributions.Normal(torch.zeros_like(chain[..., 0, :]), start_std).log_prob(chain[..., 0, :]).sum(-1)
     return start + transitions
 
 
@@ -108,12 +110,13 @@ class ChainRatio(torch.distributions.Distribution):
 
     arg_constraints: dict = {}
 
-    def __init__(self, net: VelocityNet, noise_net: NoiseNet, obs: torch.Tensor, chain: torch.Tensor) -> None:
-        self.net, self.noise_net, self.obs, self.chain = net, noise_net, obs, chain
+    def __init__(self, net: VelocityNet, noise_net: NoiseNet, obs: torch.Tensor, chain: torch.Tensor,
+                 start_std: float = 1.0) -> None:
+        self.net, self.noise_net, self.obs, self.chain, self.start_std = net, noise_net, obs, chain, start_std
         super().__init__(batch_shape=obs.shape[:-1], validate_args=False)
 
     def log_prob(self, action: torch.Tensor) -> torch.Tensor:  # the action is the chain's last point
-        return chain_log_prob(self.net, self.noise_net, self.obs, self.chain)
+        return chain_log_prob(self.net, self.noise_net, self.obs, self.chain, self.start_std)
 
 
 class FlowRatio(torch.distributions.Distribution):
@@ -195,7 +198,8 @@ class FlowActor(TensorDictModuleBase):
                  samples: int = 8, orthogonal_init: bool = True, in_key: str = "observation",
                  eval_noise: str = "sample", ratio: str = "fpo", noise_std: tuple[float, float] = (0.05, 0.3),
                  output_scale: float = 1.0, loss_weight: str = "velocity", time_sampling: str = "uniform",
-                 pairs: str = "averaged", log_ratio_clip: float | None = None, action_noise: float = 0.0) -> None:
+                 pairs: str = "averaged", log_ratio_clip: float | None = None, action_noise: float = 0.0,
+                 init_noise: float = 1.0, bounds: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation}")
@@ -206,6 +210,8 @@ class FlowActor(TensorDictModuleBase):
         # FPO's options: the loss's weighting over t, where the stored t lie, one ratio per action or per pair
         self.loss_weight, self.time_sampling, self.pairs, self.log_ratio_clip = loss_weight, time_sampling, pairs, log_ratio_clip
         self.action_noise = action_noise  # while exploring, Gaussian noise of this std added to each flow action
+        self.init_noise = init_noise  # the std of x_0, and of the noise in every flow-matching pair
+        self.bounds = bounds  # where set, each collected action is stored clipped to these (low, high)
         self.noise_net = NoiseNet(obs_dim, action_dim, hidden_sizes, activation, *noise_std) if ratio == "chain" else None
         self.in_keys = [in_key]
         # what the update reads from the rollout besides the observation
@@ -213,13 +219,16 @@ class FlowActor(TensorDictModuleBase):
         self.out_keys = ["action", *self.stored_keys, "action_log_prob"]
 
     @classmethod
-    def from_settings(cls, net: object, obs_dim: int, action_dim: int, in_key: str = "observation") -> "FlowActor":
-        """The flow head that the `network.flow_*` settings (a `NetworkConfig`) describe: every setting read here."""
+    def from_settings(cls, net: object, obs_dim: int, action_dim: int, in_key: str = "observation",
+                      bounds: tuple[torch.Tensor, torch.Tensor] | None = None) -> "FlowActor":
+        """The flow head that the `network.flow_*` settings (a `NetworkConfig`) describe: every setting read here
+        (`bounds`: the env's, used with `network.flow_clip_actions`)."""
         return cls(obs_dim, action_dim, net.hidden_sizes, net.activation, net.flow_steps, net.flow_samples,
                    net.orthogonal_init, in_key=in_key, eval_noise=net.flow_eval_noise, ratio=net.flow_ratio,
                    noise_std=tuple(net.flow_noise_std), output_scale=net.flow_output_scale,
                    loss_weight=net.flow_loss_weight, time_sampling=net.flow_time_sampling, pairs=net.flow_pair_ratios,
-                   log_ratio_clip=net.flow_log_ratio_clip, action_noise=net.flow_action_noise)
+                   log_ratio_clip=net.flow_log_ratio_clip, action_noise=net.flow_action_noise,
+                   init_noise=net.flow_init_noise, bounds=bounds)
 
     def integrate(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """K Euler steps of the velocity field from `noise` (t = 0) to the action (t = 1)."""
@@ -241,26 +250,32 @@ class FlowActor(TensorDictModuleBase):
         evaluating = exploration_type() not in (ExplorationType.RANDOM, None)  # then nothing is stored
         if evaluating and self.eval_noise == "zero":  # the noise's mean: for a two-mode policy, between the modes
             return tensordict.set("action", self.integrate(obs, obs.new_zeros(shape)))
-        noise = torch.randn(shape, device=obs.device, dtype=obs.dtype)
+        noise = self.draw_noise(shape, obs)
         if evaluating:
             return tensordict.set("action", self.integrate(obs, noise))
         if self.ratio == "chain":
             chain = self.sample_chain(obs, noise)
             tensordict.set("action", chain[..., -1, :])
             tensordict.set(FLOW_CHAIN, chain)
-            tensordict.set("action_log_prob", chain_log_prob(self.net, self.noise_net, obs, chain))
+            tensordict.set("action_log_prob", chain_log_prob(self.net, self.noise_net, obs, chain, self.init_noise))
             return tensordict
         action = self.integrate(obs, noise)
         if self.action_noise:  # FPO's "feather" noise: exploration that a collapsed flow keeps
             action = action + self.action_noise * torch.randn_like(action)
+        if self.bounds is not None:  # the action the env executes: the ratio then pulls the flow inside the bounds
+            action = action.clamp(*(bound.to(action) for bound in self.bounds))
         t = self.draw_t((*obs.shape[:-1], self.samples), obs)
-        noise = torch.randn((*obs.shape[:-1], self.samples, self.action_dim), device=obs.device, dtype=obs.dtype)
+        noise = self.draw_noise((*obs.shape[:-1], self.samples, self.action_dim), obs)
         tensordict.set("action", action)
         tensordict.set(FPO_T, t)
         tensordict.set(FPO_NOISE, noise)
         # the FPO log-prob at the collection parameters: the ratio's denominator (no log-ratio clip without an old one)
         tensordict.set("action_log_prob", FlowRatio(self.net, obs, t, noise, self.loss_weight, self.pairs).log_prob(action))
         return tensordict
+
+    def draw_noise(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        """Starting noise N(0, init_noise^2): x_0 of sampling, and the noise of the flow-matching pairs."""
+        return self.init_noise * torch.randn(shape, device=like.device, dtype=like.dtype)
 
     def draw_t(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
         """The stored pairs' t: uniform in [0, 1), or (`time_sampling="grid"`) one of the K Euler steps' k / K."""
@@ -272,12 +287,13 @@ class FlowActor(TensorDictModuleBase):
         """Each row's conditional flow-matching loss at one fresh (t, noise) draw: the behaviour-cloning loss."""
         obs, action = tensordict.get(self.in_keys[0]), tensordict.get("action")
         t = torch.rand((*obs.shape[:-1], 1), device=obs.device, dtype=obs.dtype)
-        noise = torch.randn((*obs.shape[:-1], 1, self.action_dim), device=obs.device, dtype=obs.dtype)
+        noise = self.draw_noise((*obs.shape[:-1], 1, self.action_dim), obs)
         return cfm_loss(self.net, obs, action, t, noise, self.loss_weight)
 
     def get_dist(self, tensordict: TensorDictBase) -> FlowRatio | ChainRatio:
         if self.ratio == "chain":
-            return ChainRatio(self.net, self.noise_net, tensordict.get(self.in_keys[0]), tensordict.get(FLOW_CHAIN))
+            return ChainRatio(self.net, self.noise_net, tensordict.get(self.in_keys[0]), tensordict.get(FLOW_CHAIN),
+                              self.init_noise)
         old = tensordict.get("action_log_prob", None) if self.log_ratio_clip is not None else None
         return FlowRatio(self.net, tensordict.get(self.in_keys[0]), tensordict.get(FPO_T), tensordict.get(FPO_NOISE),
                          self.loss_weight, self.pairs, self.log_ratio_clip, old)

@@ -11,7 +11,7 @@ from tensordict import TensorDict
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from gr00t_torchrl.cli import main
-from gr00t_torchrl.modules.flow import FLOW_CHAIN, FPO_NOISE, FPO_T, FlowActor, cfm_loss, pair_losses
+from gr00t_torchrl.modules.flow import FLOW_CHAIN, FPO_NOISE, FPO_T, FlowActor, cfm_loss, chain_log_prob, pair_losses
 from gr00t_torchrl.pipeline import build_pipeline, make_collector, make_fabric
 from gr00t_torchrl.tasks import resolve_config
 from gr00t_torchrl.verify import Audit
@@ -313,6 +313,48 @@ def test_action_noise_perturbs_collected_actions_only():
                            actor.integrate(obs, torch.zeros(2000, 1)))
 
 
+def test_the_initial_noise_scales_sampling_the_pairs_and_the_chains_start():
+    torch.manual_seed(0)
+    actor = FlowActor(3, 2, [16], "tanh", samples=4, init_noise=0.3)
+    obs = torch.randn(4000, 3)
+    torch.manual_seed(1)
+    with torch.no_grad(), set_exploration_type(ExplorationType.RANDOM):
+        td = actor(TensorDict(observation=obs, batch_size=[4000]))
+    torch.manual_seed(1)
+    with torch.no_grad():
+        assert torch.equal(td["action"], actor.integrate(obs, 0.3 * torch.randn(4000, 2)))  # x_0 ~ N(0, 0.3^2)
+    assert abs(float(td[FPO_NOISE].std()) - 0.3) < 0.01
+    chain_actor = FlowActor(3, 2, [16], "tanh", steps=2, ratio="chain", init_noise=0.3)
+    with torch.no_grad(), set_exploration_type(ExplorationType.RANDOM):
+        chain = chain_actor(TensorDict(observation=obs[:4], batch_size=[4]))
+    start = chain[FLOW_CHAIN][:, 0]
+    unit_start = chain_log_prob(chain_actor.net, chain_actor.noise_net, obs[:4], chain[FLOW_CHAIN])
+    # the start's density is N(0, 0.3^2): the log-prob differs from a unit start by exactly that term
+    shift = (-0.5 * (start / 0.3).square() - math.log(0.3) + 0.5 * start.square()).sum(-1)
+    assert torch.allclose(chain["action_log_prob"], unit_start + shift, atol=1e-5)
+
+
+def test_clipped_actions_are_stored_inside_the_bounds_with_the_ratio_one_there(capsys, monkeypatch):
+    torch.manual_seed(0)
+    bounds = (torch.tensor([-0.1, -0.2]), torch.tensor([0.1, 0.2]))
+    actor = FlowActor(3, 2, [16], "tanh", samples=4, action_noise=1.0, bounds=bounds, pairs="separate")
+    obs = torch.randn(500, 3)
+    with torch.no_grad(), set_exploration_type(ExplorationType.RANDOM):
+        td = actor(TensorDict(observation=obs, batch_size=[500]))
+    action = td["action"]
+    assert bool(((action >= bounds[0]) & (action <= bounds[1])).all())
+    assert bool((action == bounds[1]).any() and (action == bounds[0]).any())  # noise 1 crosses them often
+    with torch.no_grad():  # the stored log-prob is the clipped action's: ratio 1 at collection
+        assert torch.equal(actor.get_dist(td).log_prob(action), td["action_log_prob"])
+    cfg = resolve_config(merged(*TINY, *FLOW, "network.flow_clip_actions=true"))
+    low, high = build_pipeline(cfg, make_fabric(cfg)).module.actor.bounds
+    assert low.tolist() == [-2.0] and high.tolist() == [2.0]  # Pendulum's torque bounds
+    monkeypatch.setattr("gr00t_torchrl.pipeline.action_bounds", lambda env: None)
+    assert main(["train", *FLOW, "network.flow_clip_actions=true"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "network.flow_clip_actions needs an env whose action space has finite bounds" in err and "\n" not in err
+
+
 def test_fpo_options_train_and_are_checked(capsys):
     words = (*FLOW, "network.flow_pair_ratios=separate", "network.flow_log_ratio_clip=3", "network.flow_loss_weight=noise",
              "network.flow_time_sampling=grid", "network.flow_output_scale=0.25", "network.flow_action_noise=0.1")
@@ -330,11 +372,13 @@ def test_fpo_options_train_and_are_checked(capsys):
     assert {f.number: f for f in Audit(tiny_config(*words)).run([38])}[38].status == "ok"
     capsys.readouterr()
     bad_values = {"flow_output_scale": "0", "flow_loss_weight": "eps", "flow_time_sampling": "random",
-                  "flow_pair_ratios": "each", "flow_log_ratio_clip": "-1", "flow_action_noise": "-0.1"}
+                  "flow_pair_ratios": "each", "flow_log_ratio_clip": "-1", "flow_action_noise": "-0.1",
+                  "flow_init_noise": "0", "flow_clip_actions": "maybe"}
     for key, value in bad_values.items():  # each refused by name, in one line
         assert main(["train", *FLOW, f"network.{key}={value}"]) == 2
         err = capsys.readouterr().err.strip()
         assert f"'network.{key}'" in err and "\n" not in err, err
-    assert main(["train", *FLOW, "network.flow_ratio=chain", "network.flow_pair_ratios=separate"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert "applies to network.flow_ratio=fpo only" in err and "\n" not in err
+    for fpo_only in ("network.flow_pair_ratios=separate", "network.flow_clip_actions=true"):
+        assert main(["train", *FLOW, "network.flow_ratio=chain", fpo_only]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "applies to network.flow_ratio=fpo only" in err and "\n" not in err

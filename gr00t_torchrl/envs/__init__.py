@@ -1,6 +1,7 @@
 """Env factories: Gymnasium tasks, and Isaac Lab / mjlab / built-in tasks through one Isaac Lab path."""
 
 from gr00t_torchrl.envs.factory import (
+    action_bounds,
     action_space_kind,
     env_snapshot,
     find_transform,
@@ -15,6 +16,7 @@ _register_point_reach()  # PointReachMultiDiscrete-v0, a Gymnasium task with a M
 
 __all__ = [
     "ResumableSyncVectorEnv",
+    "action_bounds",
     "action_space_kind",
     "env_snapshot",
     "find_transform",

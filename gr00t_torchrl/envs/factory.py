@@ -54,6 +54,17 @@ def vector_env(env: TransformedEnv) -> Any:
     return venv
 
 
+def action_bounds(env: TransformedEnv) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The env's own continuous action bounds (low, high), float32, where they are finite; else None.
+
+    These are what detail 27's clip clips to, read under the clip (which presents an unbounded space)."""
+    space = getattr(vector_env(env), "single_action_space", None)
+    if not isinstance(space, gym.spaces.Box):
+        return None
+    low, high = torch.as_tensor(space.low, dtype=torch.float32), torch.as_tensor(space.high, dtype=torch.float32)
+    return (low, high) if torch.isfinite(low).all() and torch.isfinite(high).all() else None
+
+
 def env_snapshot(env: TransformedEnv) -> dict | None:
     """The exact state of the env's sub-envs, or None where it cannot be captured (e.g. async, Isaac Lab)."""
     snapshot = getattr(vector_env(env), "snapshot", None)
