@@ -11,8 +11,8 @@ Parts, each per seed (seeds 1..N; every stream of a run is spawned from its seed
   - finetune: 10 noisy demonstrations (action noise 0.5) of the same task, the flow head cloned on them,
     then FPO fine-tuning from it (`train init_from=`); success before and after.
   - scratch: PPO from scratch on the given presets at their budgets, eval return and wall time, with the Gaussian
-    head, the flow head at its defaults and the flow head with FPO_SETTINGS (the `pendulum_flow` preset's flow
-    settings: one clipped ratio per (t, noise) pair, clip range 0.05, evaluation from zero noise);
+    head (the task's preset), the flow head at its defaults, and the task's flow preset (`<task>_flow`, e.g.
+    `pendulum_flow`: one clipped ratio per (t, noise) pair and the settings tuned for the task);
     `--scratch-methods` picks some of them.
 Writes benchmarks/results/<stem>.csv and .md.
 """
@@ -37,12 +37,10 @@ SMOKE = {"eval": 8, "demos": 20, "few": 4, "epochs": 2, "few_epochs": 2, "ppo_st
          "scratch": {"pendulum": 512, "halfcheetah": 512}}
 SIZES = dict(FULL)
 FINETUNE_LR = "ppo.lr=5e-5"
-# the flow head's settings for PPO from scratch (the pendulum_flow preset's; benchmarks/results/flow_scratch.md)
-FPO_SETTINGS = ("network.head=flow", "network.flow_pair_ratios=separate", "network.flow_log_ratio_clip=3",
-                "ppo.clip_epsilon=0.05", "network.flow_eval_noise=zero")
-SCRATCH_METHODS = {"gaussian": ("network.head=gaussian",), "flow": ("network.head=flow",), "flow_fpo": FPO_SETTINGS}
-SCRATCH_NAMES = {"gaussian": "ppo gaussian", "flow": "ppo flow (defaults)",
-                 "flow_fpo": "ppo flow (pair ratios, clip 0.05, zero-noise eval)"}
+# each method's task preset and settings; "{task}" is the scratch task (the flow presets: flow_scratch*.md)
+SCRATCH_METHODS = {"gaussian": ("task={task}", "network.head=gaussian"), "flow": ("task={task}", "network.head=flow"),
+                   "flow_fpo": ("task={task}_flow",)}
+SCRATCH_NAMES = {"gaussian": "ppo gaussian", "flow": "ppo flow (defaults)", "flow_fpo": "ppo flow ({task}_flow preset)"}
 
 
 def cli(*args: str) -> None:
@@ -89,10 +87,11 @@ def scratch(task: str, seed: int, tmp: Path, methods: list[str]) -> list[dict]:
     for method in methods:
         run_dir = tmp / f"{task}_{method}{seed}"
         start = time.perf_counter()
-        cli("train", f"task={task}", *SCRATCH_METHODS[method], f"total_steps={SIZES['scratch'][task]}", f"seed={seed}",
-            f"run_dir={run_dir}", "eval_episodes=10", "progress_bar=false")
+        settings = [word.format(task=task) for word in SCRATCH_METHODS[method]]
+        cli("train", *settings, f"total_steps={SIZES['scratch'][task]}", f"seed={seed}", f"run_dir={run_dir}",
+            "eval_episodes=10", "progress_bar=false")
         run = read_run(run_dir)
-        rows.append({"part": f"scratch {task}", "method": SCRATCH_NAMES[method], "seed": seed,
+        rows.append({"part": f"scratch {task}", "method": SCRATCH_NAMES[method].format(task=task), "seed": seed,
                      "eval_return": round(run["eval_return"], 1), "wall_s": round(time.perf_counter() - start, 1)})
     return rows
 

@@ -300,7 +300,7 @@ def test_flow_benchmark_runs_every_part_on_tiny_budgets(tmp_path):
     methods = [r["method"] for r in table]
     assert methods == ["bc flow", "ppo flow", "bc gaussian", "ppo gaussian", "bc flow (4 noisy demos)",
                        "bc flow + fpo fine-tuning", "ppo gaussian", "ppo flow (defaults)",
-                       "ppo flow (pair ratios, clip 0.05, zero-noise eval)"]
+                       "ppo flow (pendulum_flow preset)"]
     assert all(0.0 <= float(r["success"]) <= 1.0 for r in table if r["success"])
 
 
