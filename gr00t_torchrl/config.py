@@ -255,8 +255,8 @@ class Config:
                             if getattr(net, key) != getattr(base, key)]
                 if fpo_only:
                     raise ConfigError(f"The setting 'network.{fpo_only[0]}' applies to network.flow_ratio=fpo only, not chain.")
-            if self.ppo.desired_kl is not None or self.network.recurrent != "none":
-                raise ConfigError("network.head=flow works with neither ppo.desired_kl nor network.recurrent yet.")
+            if self.network.recurrent != "none":
+                raise ConfigError("network.head=flow does not work with network.recurrent yet.")
         if self.ppo.desired_kl is not None and self.ppo.anneal_lr:
             raise ConfigError(
                 "The settings 'ppo.desired_kl' (an adaptive learning rate) and 'ppo.anneal_lr' (a linear one) exclude "

@@ -362,8 +362,12 @@ class PPOModule(L.LightningModule):
         """The exact mean KL(rollout policy || current policy) over a mini-batch, as rsl_rl computes it.
 
         The rollout policy is rebuilt from the distribution parameters the collector stored (loc and
-        scale for a Gaussian, logits for a categorical); the current one from a forward pass.
+        scale for a Gaussian, logits for a categorical); the current one from a forward pass. A policy
+        without a closed-form KL (the flow head) gives its own estimate from the stored samples.
         """
+        estimate = getattr(self.actor, "approx_kl", None)
+        if estimate is not None:
+            return estimate(minibatch)
         old = self.actor.build_dist_from_params(minibatch.select(*self.dist_keys))
         current = self.actor.get_dist(minibatch.select(*self.actor.in_keys))
         return torch.distributions.kl_divergence(old, current).mean()

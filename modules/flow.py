@@ -290,6 +290,17 @@ class FlowActor(TensorDictModuleBase):
         noise = self.draw_noise((*obs.shape[:-1], 1, self.action_dim), obs)
         return cfm_loss(self.net, obs, action, t, noise, self.loss_weight)
 
+    @property
+    def dist_params_keys(self) -> list[str]:
+        """What the KL-adaptive LR reads of the rollout: the stored pairs (or chain), the action, its log-prob."""
+        return [*self.stored_keys, "action", "action_log_prob"]
+
+    def approx_kl(self, tensordict: TensorDictBase) -> torch.Tensor:
+        """KL(rollout policy || current one), estimated from the PPO ratio r of the stored samples as
+        mean((r - 1) - log r): a flow has no closed-form KL (the KL-adaptive LR's measure for this head)."""
+        log_ratio = self.get_dist(tensordict).log_prob(tensordict.get("action")) - tensordict.get("action_log_prob")
+        return (log_ratio.exp() - 1 - log_ratio).mean()
+
     def get_dist(self, tensordict: TensorDictBase) -> FlowRatio | ChainRatio:
         if self.ratio == "chain":
             return ChainRatio(self.net, self.noise_net, tensordict.get(self.in_keys[0]), tensordict.get(FLOW_CHAIN),
@@ -315,6 +326,7 @@ class EncodedFlowActor(TensorDictModuleBase):
         self.stored_keys = flow.stored_keys
 
     net = property(lambda self: self.flow.net)
+    dist_params_keys = property(lambda self: self.flow.dist_params_keys)
     noise_net = property(lambda self: self.flow.noise_net)
     steps = property(lambda self: self.flow.steps)
 
@@ -326,6 +338,9 @@ class EncodedFlowActor(TensorDictModuleBase):
 
     def get_dist(self, tensordict: TensorDictBase) -> FlowRatio | ChainRatio:
         return self.flow.get_dist(self.encoder(tensordict))
+
+    def approx_kl(self, tensordict: TensorDictBase) -> torch.Tensor:
+        return self.flow.approx_kl(self.encoder(tensordict))
 
     def flow_matching_loss(self, tensordict: TensorDictBase) -> torch.Tensor:
         return self.flow.flow_matching_loss(self.encoder(tensordict))

@@ -355,6 +355,27 @@ def test_clipped_actions_are_stored_inside_the_bounds_with_the_ratio_one_there(c
     assert "network.flow_clip_actions needs an env whose action space has finite bounds" in err and "\n" not in err
 
 
+def test_the_kl_adaptive_lr_measures_the_flow_by_its_ratio_estimate():
+    cfg = resolve_config(merged(*TINY, *FLOW, "network.flow_pair_ratios=separate", "ppo.anneal_lr=false",
+                                "ppo.desired_kl=0.01"))
+    pipeline = build_pipeline(cfg, make_fabric(cfg))
+    collector = make_collector(pipeline)
+    batch = next(iter(collector)).clone()
+    collector.shutdown()
+    module = pipeline.module
+    flat = module.compute_advantages(batch).reshape(-1)
+    minibatch = flat.select(*module.actor.in_keys, *module.dist_keys)
+    assert float(module.policy_kl(minibatch)) == 0.0  # every ratio is exactly 1 at the rollout's parameters
+    with torch.no_grad():
+        module.actor.net.mlp[-1].bias.add_(0.3)  # every velocity moves by 0.3
+        log_ratio = module.actor.get_dist(flat).log_prob(flat["action"]) - flat["action_log_prob"]
+    by_hand = (log_ratio.exp() - 1 - log_ratio).mean()  # the k3 estimate of KL(old || new) over the stored pairs
+    assert float(by_hand) > 1e-3 and float(module.policy_kl(minibatch)) == pytest.approx(float(by_hand), rel=1e-6)
+    lr = pipeline.optimizer.param_groups[0]["lr"]
+    module.update(flat.reshape(batch.shape), pipeline.optimizer)
+    assert pipeline.optimizer.param_groups[0]["lr"] != lr and module.lr_factor(1) != 1.0  # the LR adapted
+
+
 def test_fpo_options_train_and_are_checked(capsys):
     words = (*FLOW, "network.flow_pair_ratios=separate", "network.flow_log_ratio_clip=3", "network.flow_loss_weight=noise",
              "network.flow_time_sampling=grid", "network.flow_output_scale=0.25", "network.flow_action_noise=0.1")
