@@ -167,6 +167,10 @@ class PPOConfig:
         "batch", "detail 7: normalize advantages over the whole batch, per mini-batch, or not at all"
     )
     clip_epsilon: float = _field(0.2, "detail 8: surrogate clip range", gt=0.0)
+    clip_epsilon_low: float | None = _field(
+        None, "detail 8: the ratio's lower clip range (floor 1 - this) where it differs from clip_epsilon (TorchRL's "
+        "asymmetric clip): smaller limits how far negative advantages push the policy away; none: clip_epsilon", gt=0.0, le=0.99
+    )
     clip_value: bool = _field(True, "detail 9: clip the value loss with the same clip range")
     vf_coef: float = _field(0.5, "detail 10: value loss weight (value loss = 0.5 * MSE)", gt=0.0)
     entropy_coeff: float = _field(0.0, "detail 10: entropy bonus weight", ge=0.0)

@@ -100,8 +100,9 @@ class PPOModule(L.LightningModule):
         self.loss_module = ClipPPOLoss(
             actor,
             critic,
-            clip_epsilon=cfg.clip_epsilon,  # detail 8
-            clip_value=cfg.clip_value,  # detail 9: same clip range as the surrogate
+            # detail 8; with clip_epsilon_low, TorchRL's asymmetric (low, high) ranges
+            clip_epsilon=cfg.clip_epsilon if cfg.clip_epsilon_low is None else (cfg.clip_epsilon_low, cfg.clip_epsilon),
+            clip_value=cfg.clip_epsilon if cfg.clip_value else False,  # detail 9: the surrogate's (upper) clip range
             # detail 10: the entropy term is always computed (and logged); its weight may be 0. A flow head has
             # no closed-form entropy (its config refuses a weight), so it has no entropy term
             entropy_bonus=not hasattr(actor, "stored_keys"),

@@ -130,3 +130,22 @@ def test_advantage_normalization_modes_act_on_the_advantages(norm):
         assert torch.allclose(advantage, (raw - raw.mean()) / (raw.std() + 1e-8))
         assert float(advantage.mean()) == pytest.approx(0.0, abs=1e-5)
         assert float(advantage.std()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_an_asymmetric_clip_floors_the_ratio_at_its_low_range_and_keeps_the_value_clip(capsys):
+    from gr00t_torchrl.cli import main
+    from gr00t_torchrl.verify import Audit
+
+    findings = {f.number: f for f in Audit(tiny_config("ppo.clip_epsilon_low=0.1")).run([8, 9])}
+    assert findings[8].status == "ok" and "[1 - 0.1, 1 + 0.2]" in findings[8].evidence  # ratios 1.5 / 0.6 by hand
+    assert findings[9].status == "ok"  # the value clip keeps the upper range, 0.2
+    module, _, batch = module_and_batch("ppo.clip_epsilon_low=0.1")
+    flat = batch.reshape(-1)
+    with torch.no_grad():  # every ratio at 0.5 with a negative advantage: the objective is floored at 0.9 * A
+        log_prob = module.actor.get_dist(flat.clone()).log_prob(flat["action"])
+        flat.set("action_log_prob", log_prob - torch.log(torch.tensor(0.5)))
+        flat.set("advantage", -torch.ones_like(flat["advantage"]))
+        assert float(module.loss_module(flat)["loss_objective"]) == pytest.approx(0.9, rel=1e-5)
+    assert main(["train", "task=pendulum", "ppo.clip_epsilon_low=1.5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "'ppo.clip_epsilon_low'" in err and "\n" not in err

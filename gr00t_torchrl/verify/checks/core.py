@@ -177,12 +177,14 @@ def _ratio_probe(audit: Audit) -> tuple[TensorDictBase, torch.Tensor]:
 def check_clipped_objective(audit: Audit) -> tuple[str, str]:
     minibatch, ratio = _ratio_probe(audit)
     eps = audit.cfg.ppo.clip_epsilon
+    low = eps if audit.cfg.ppo.clip_epsilon_low is None else audit.cfg.ppo.clip_epsilon_low
     advantage = minibatch.get("advantage").reshape(ratio.shape)
-    expected = -torch.min(ratio * advantage, ratio.clamp(1 - eps, 1 + eps) * advantage).mean()
+    expected = -torch.min(ratio * advantage, ratio.clamp(1 - low, 1 + eps) * advantage).mean()
     with torch.no_grad():
         measured = audit.pipeline.module.loss_module(minibatch).get("loss_objective")
     error = float((measured - expected).abs())
-    evidence = f"loss on ratios 1.5 / 0.6: {float(measured):.5f}, hand-computed with clip {eps:g}: {float(expected):.5f}"
+    clip = f"{eps:g}" if low == eps else f"[1 - {low:g}, 1 + {eps:g}]"
+    evidence = f"loss on ratios 1.5 / 0.6: {float(measured):.5f}, hand-computed with clip {clip}: {float(expected):.5f}"
     return (OK if error < 1e-4 * max(1.0, abs(float(expected))) else WRONG), evidence
 
 
