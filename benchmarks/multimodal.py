@@ -55,12 +55,13 @@ def run_seed(seed: int, steps: int | None, episodes: int, settings: tuple[str, .
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=1, help="seeds are first-seed, first-seed + 1, ...")
     parser.add_argument("--steps", type=int, default=None, help="env steps per seed (default: the preset's)")
     parser.add_argument("--episodes", type=int, default=200, help="held-out evaluation episodes per condition")
     parser.add_argument("--stem", default="multimodal_reach_language")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra settings, e.g. network.head=flow")
     args = parser.parse_args()
-    seeds = list(range(1, args.seeds + 1))
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     rows = []
     for seed in seeds:  # one at a time: each run uses the machine's cores
         rows.append(run_seed(seed, args.steps, args.episodes, tuple(args.set)))
