@@ -53,14 +53,17 @@ class RecurrentCore(nn.Module):
 
 
 class FlowSampler(nn.Module):
-    """The flow head's K Euler steps, unrolled: (observation features, noise) -> action."""
+    """The flow head's K Euler steps, unrolled: (observation features, noise) -> action.
 
-    def __init__(self, net: nn.Module, steps: int) -> None:
+    The noise input is N(0, I) whatever `network.flow_init_noise` is: it is scaled here to the head's x_0."""
+
+    def __init__(self, net: nn.Module, steps: int, init_noise: float = 1.0) -> None:
         super().__init__()
-        self.net, self.steps = net, steps
+        self.net, self.steps, self.init_noise = net, steps, init_noise
 
     def forward(self, features: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor]:
-        return (euler_integrate(self.net, features, noise, self.steps),)  # as a Gaussian's (loc, scale): action first
+        start = noise * self.init_noise if self.init_noise != 1.0 else noise
+        return (euler_integrate(self.net, features, start, self.steps),)  # as a Gaussian's (loc, scale): action first
 
 
 class DeployedPolicy(nn.Module):
@@ -137,7 +140,7 @@ def deployed_policy(pipeline: Pipeline) -> tuple[DeployedPolicy, list[str]]:
     params = [m for m in actor.modules() if list(getattr(m, "out_keys", [])) in (["loc", "scale"], ["logits"])]
     flow = isinstance(actor, (FlowActor, EncodedFlowActor))
     discrete = not flow and list(params[0].out_keys) == ["logits"]
-    head = FlowSampler(actor.net, actor.steps) if flow else params[0].module
+    head = FlowSampler(actor.net, actor.steps, actor.init_noise) if flow else params[0].module
     input_names = list(encoder.in_keys) if encoder is not None else ["observation"]
     norm = find_transform(pipeline.env, RunningObservationNorm)
     means, stds, clip = [], [], 0.0

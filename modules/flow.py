@@ -329,6 +329,7 @@ class EncodedFlowActor(TensorDictModuleBase):
     dist_params_keys = property(lambda self: self.flow.dist_params_keys)
     noise_net = property(lambda self: self.flow.noise_net)
     steps = property(lambda self: self.flow.steps)
+    init_noise = property(lambda self: self.flow.init_noise)
 
     def integrate(self, features: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         return self.flow.integrate(features, noise)

@@ -86,7 +86,7 @@ def test_a_whole_audit_of_the_flow_head_has_no_failure():
 def test_a_flow_policy_exports_its_euler_steps_unrolled_with_a_noise_input(tmp_path, fmt):
     from tests.test_export import loaded, runner_for, trained
 
-    run_dir = trained(tmp_path, *FLOW)
+    run_dir = trained(tmp_path, *FLOW, "network.flow_init_noise=0.5")
     assert main(["export", f"run_dir={run_dir}", f"format={fmt}"]) == 0
     info = json.loads((run_dir / "export" / "policy.json").read_text())
     assert [i["name"] for i in info["inputs"]] == ["observation", "noise"] and "Euler steps" in info["flow"]
@@ -96,8 +96,8 @@ def test_a_flow_policy_exports_its_euler_steps_unrolled_with_a_noise_input(tmp_p
     torch.manual_seed(0)
     raw = torch.randn(64, 3) * torch.tensor([1.0, 1.0, 4.0])
     for noise in (torch.zeros(64, 1), torch.randn(64, 1)):  # the mean action, and sampled ones
-        with torch.no_grad():
-            reference = actor.integrate(norm.normalize(0, raw), noise).clamp(-2.0, 2.0)
+        with torch.no_grad():  # the exported input is N(0, I); the head's x_0 is N(0, 0.5^2)
+            reference = actor.integrate(norm.normalize(0, raw), 0.5 * noise).clamp(-2.0, 2.0)
         assert torch.allclose(exported({"observation": raw, "noise": noise}), reference, atol=1e-5, rtol=0)
 
 
