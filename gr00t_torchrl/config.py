@@ -171,6 +171,11 @@ class PPOConfig:
         None, "detail 8: the ratio's lower clip range (floor 1 - this) where it differs from clip_epsilon (TorchRL's "
         "asymmetric clip): smaller limits how far negative advantages push the policy away; none: clip_epsilon", gt=0.0, le=0.99
     )
+    negative_advantages: Literal["clip", "spo"] = _field(
+        "clip", "detail 8: how negative advantages are bounded: clip (the ratio's floor) or spo (SPO's pull-back "
+        "|A| (r - 1)^2 / (2 eps) with eps the lower clip range, which pulls a ratio below 1 - eps back; FPO++'s "
+        "asymmetric objective)"
+    )
     clip_value: bool = _field(True, "detail 9: clip the value loss with the same clip range")
     vf_coef: float = _field(0.5, "detail 10: value loss weight (value loss = 0.5 * MSE)", gt=0.0)
     entropy_coeff: float = _field(0.0, "detail 10: entropy bonus weight", ge=0.0)

@@ -149,3 +149,35 @@ def test_an_asymmetric_clip_floors_the_ratio_at_its_low_range_and_keeps_the_valu
     assert main(["train", "task=pendulum", "ppo.clip_epsilon_low=1.5"]) == 2
     err = capsys.readouterr().err.strip()
     assert "'ppo.clip_epsilon_low'" in err and "\n" not in err
+
+
+def test_spo_pulls_negative_advantages_back_and_keeps_the_clip_for_positive_ones(capsys):
+    from gr00t_torchrl.cli import main
+    from gr00t_torchrl.verify import Audit
+
+    findings = {f.number: f for f in Audit(tiny_config("ppo.negative_advantages=spo")).run([8])}
+    assert findings[8].status == "ok" and "SPO" in findings[8].evidence  # ratios 1.5 / 0.6, computed by hand
+    module, optimizer, batch = module_and_batch("ppo.negative_advantages=spo", "ppo.clip_epsilon_low=0.1")
+    flat = batch.reshape(-1)
+
+    def objective(ratio: float, advantage: float) -> torch.Tensor:
+        probe = flat.clone()
+        log_prob = module.actor.get_dist(probe.clone()).log_prob(probe["action"])
+        probe.set("action_log_prob", (log_prob - torch.log(torch.tensor(ratio))).detach())
+        probe.set("advantage", torch.full_like(probe["advantage"], advantage))
+        return module.loss_module(probe)["loss_objective"]
+
+    with torch.no_grad():
+        # A = -1, r = 0.5: r A - |A| (r - 1)^2 / (2 * 0.1) = -0.5 - 1.25; the clip would have floored it at -0.9
+        assert float(objective(0.5, -1.0)) == pytest.approx(1.75, rel=1e-5)
+        # A = 1, r = 1.5: PPO's ceiling, 1.2 A
+        assert float(objective(1.5, 1.0)) == pytest.approx(-1.2, rel=1e-5)
+    # below the floor the clip's gradient is 0; SPO's pulls the ratio back up (the loss falls as log pi rises)
+    loss = objective(0.5, -1.0)
+    grads = torch.autograd.grad(loss, [p for p in module.actor.parameters() if p.requires_grad], allow_unused=True)
+    assert any(g is not None and float(g.abs().sum()) > 0 for g in grads)
+    stats = module.update(batch, optimizer)  # the whole update runs with it
+    assert stats["policy_loss"] == stats["policy_loss"]
+    assert main(["train", "task=pendulum", "ppo.negative_advantages=quadratic"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "'ppo.negative_advantages'" in err and "\n" not in err

@@ -179,11 +179,16 @@ def check_clipped_objective(audit: Audit) -> tuple[str, str]:
     eps = audit.cfg.ppo.clip_epsilon
     low = eps if audit.cfg.ppo.clip_epsilon_low is None else audit.cfg.ppo.clip_epsilon_low
     advantage = minibatch.get("advantage").reshape(ratio.shape)
-    expected = -torch.min(ratio * advantage, ratio.clamp(1 - low, 1 + eps) * advantage).mean()
+    objective = torch.min(ratio * advantage, ratio.clamp(1 - low, 1 + eps) * advantage)
+    spo = audit.cfg.ppo.negative_advantages == "spo"
+    if spo:  # negative advantages: SPO's r A - |A| (r - 1)^2 / (2 eps_low), no floor
+        objective = torch.where(advantage < 0, ratio * advantage + advantage * (ratio - 1) ** 2 / (2 * low), objective)
+    expected = -objective.mean()
     with torch.no_grad():
         measured = audit.pipeline.module.loss_module(minibatch).get("loss_objective")
     error = float((measured - expected).abs())
     clip = f"{eps:g}" if low == eps else f"[1 - {low:g}, 1 + {eps:g}]"
+    clip += f", SPO's pull-back (eps {low:g}) for negative advantages" if spo else ""
     evidence = f"loss on ratios 1.5 / 0.6: {float(measured):.5f}, hand-computed with clip {clip}: {float(expected):.5f}"
     return (OK if error < 1e-4 * max(1.0, abs(float(expected))) else WRONG), evidence
 
