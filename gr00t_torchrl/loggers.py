@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 # TensorBoard groups: a metrics.csv column -> its tag; columns not listed are not sent to TensorBoard
 TENSORBOARD_TAGS = {
     **{name: f"train/{name}" for name in ("episode_return_mean", "episode_length_mean", "episodes", "lr",
-                                           "epochs_run", "skipped_updates")},
+                                           "epochs_run", "skipped_updates", "action_spread")},
     **{name: f"loss/{name}" for name in ("policy_loss", "value_loss", "entropy", "approx_kl", "old_approx_kl",
                                           "clip_fraction", "value_clip_fraction", "grad_norm", "explained_variance")},
     **{name: f"perf/{name}" for name in ("sps", "rollout_sps", "time_rollout", "time_sync", "time_advantages",

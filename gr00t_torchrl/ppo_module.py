@@ -35,6 +35,9 @@ UPDATE_METRICS = (
     "aux_loss",  # with the privileged auxiliary loss only
 )
 
+# how many of a batch's states a flow head's action spread is measured on, each iteration
+SPREAD_STATES = 64
+
 
 class NonFiniteUpdateError(RuntimeError):
     """Too many consecutive updates had a non-finite loss or gradient."""
@@ -268,6 +271,8 @@ class PPOModule(L.LightningModule):
             name: float(metric.compute()) for name, metric in self.update_metrics.items() if metric.update_count
         }
         stats["epochs_run"] = float(epochs_run)
+        if hasattr(self.actor, "action_spread"):  # a flow head's exploration, measured on the batch's first states
+            stats["action_spread"] = float(self.actor.action_spread(flat[:SPREAD_STATES]))
         if compiling:  # this update compiled the loss: its time is part of this iteration's update time
             stats["time_compile"] = self.compile_seconds
         stats["skipped_updates"] = float(self.skipped_updates)

@@ -290,6 +290,17 @@ class FlowActor(TensorDictModuleBase):
         noise = self.draw_noise((*obs.shape[:-1], 1, self.action_dim), obs)
         return cfm_loss(self.net, obs, action, t, noise, self.loss_weight)
 
+    @torch.no_grad()
+    def action_spread(self, tensordict: TensorDictBase, draws: int = 16) -> torch.Tensor:
+        """The policy's exploration, which a flow has no log std to show: the std of its actions over `draws`
+        noise draws per state, averaged over states and action dims. The draws come from a generator of their
+        own, fixed, so measuring consumes no training randomness and compares across iterations."""
+        obs = tensordict.get(self.in_keys[0])
+        generator = torch.Generator(obs.device).manual_seed(0)
+        shape = (draws, *obs.shape[:-1], self.action_dim)
+        noise = self.init_noise * torch.randn(shape, generator=generator, device=obs.device, dtype=obs.dtype)
+        return self.integrate(obs.expand(draws, *obs.shape), noise).std(0).mean()
+
     @property
     def dist_params_keys(self) -> list[str]:
         """What the KL-adaptive LR reads of the rollout: the stored pairs (or chain), the action, its log-prob."""
@@ -342,6 +353,10 @@ class EncodedFlowActor(TensorDictModuleBase):
 
     def approx_kl(self, tensordict: TensorDictBase) -> torch.Tensor:
         return self.flow.approx_kl(self.encoder(tensordict))
+
+    def action_spread(self, tensordict: TensorDictBase, draws: int = 16) -> torch.Tensor:
+        with torch.no_grad():
+            return self.flow.action_spread(self.encoder(tensordict), draws)
 
     def flow_matching_loss(self, tensordict: TensorDictBase) -> torch.Tensor:
         return self.flow.flow_matching_loss(self.encoder(tensordict))

@@ -403,3 +403,23 @@ def test_fpo_options_train_and_are_checked(capsys):
         assert main(["train", *FLOW, "network.flow_ratio=chain", fpo_only]) == 2
         err = capsys.readouterr().err.strip()
         assert "applies to network.flow_ratio=fpo only" in err and "\n" not in err
+
+
+def test_the_action_spread_is_the_std_over_noise_draws_and_each_update_logs_it():
+    cfg = resolve_config(merged(*TINY, *FLOW, "network.flow_init_noise=0.5"))
+    pipeline = build_pipeline(cfg, make_fabric(cfg))
+    collector = make_collector(pipeline)
+    batch = next(iter(collector)).clone()
+    collector.shutdown()
+    module = pipeline.module
+    module.compute_advantages(batch)
+    flat = batch.reshape(-1)
+    with torch.no_grad():  # a zero velocity field: each action is its starting noise, whose std is init_noise
+        module.actor.net.mlp[-1].weight.zero_()
+        module.actor.net.mlp[-1].bias.zero_()
+    rng = torch.get_rng_state()
+    assert float(module.actor.action_spread(flat[:64])) == pytest.approx(0.5, rel=0.05)
+    assert torch.equal(rng, torch.get_rng_state())  # its own generator: training's randomness is untouched
+    stats = module.update(batch, pipeline.optimizer)  # logged after the epochs, on the batch's first 64 states
+    assert stats["action_spread"] == pytest.approx(float(module.actor.action_spread(flat[:64])), rel=1e-6)
+    assert stats["action_spread"] != pytest.approx(0.5, rel=1e-3)  # the update moved the field
