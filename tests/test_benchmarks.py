@@ -202,6 +202,21 @@ def test_scaling_envs_and_learning_benchmarks(tmp_path):
     assert numbers(table_rows(text)["512"][5]) == pytest.approx([float(r["eval_return"]) for r in runs], abs=0.51)
 
 
+def test_the_learning_benchmark_reports_finished_runs_with_their_curves(tmp_path):
+    for seed in (5, 6):
+        subprocess.run([sys.executable, "-m", "gr00t_torchrl.cli", "train", "task=pendulum", "total_steps=1024",
+                        "env.num_envs=2", "ppo.num_steps=128", "eval_episodes=1", f"seed={seed}",
+                        f"run_dir={tmp_path / f'run{seed}'}", "progress_bar=false"], check=True, capture_output=True)
+    run_script("learning.py", "pendulum", "--from-runs", str(tmp_path / "run5"), str(tmp_path / "run6"), "--tag", "mine",
+               out=tmp_path)
+    runs = rows(tmp_path / "learning_pendulum_mine.csv")
+    assert [r["seed"] for r in runs] == ["5", "6"] and {r["steps"] for r in runs} == {"1024"}
+    evals = [json.loads((tmp_path / f"run{seed}" / "eval.json").read_text())["eval_return_mean"] for seed in (5, 6)]
+    assert [float(r["eval_return"]) for r in runs] == pytest.approx(evals)
+    text = (tmp_path / "learning_pendulum_mine.md").read_text()
+    assert "Seeds 5, 6 (reported from finished runs" in text and (tmp_path / "learning_pendulum_mine.png").stat().st_size > 0
+
+
 @pytest.mark.slow
 def test_throughput_and_ddp_scaling_benchmarks(tmp_path):
     run_script("throughput.py", "--tasks", "pendulum", "--envs", "2", "--frames", "512", out=tmp_path)
