@@ -20,6 +20,16 @@ from tests.conftest import TINY, merged, tiny_config
 FLOW = ("task=pendulum", "network.head=flow", "network.flow_samples=4")
 
 
+def pipeline_and_batch(*words: str):
+    """A tiny flow pipeline with these settings, and one batch its collector gathered."""
+    cfg = resolve_config(merged(*TINY, *FLOW, *words))
+    pipeline = build_pipeline(cfg, make_fabric(cfg))
+    collector = make_collector(pipeline)
+    batch = next(iter(collector)).clone()
+    collector.shutdown()
+    return pipeline, batch
+
+
 def test_sampling_takes_k_euler_steps_and_evaluation_samples_or_starts_from_zero_noise():
     actor = FlowActor(3, 2, [16], "tanh", steps=3, samples=5, eval_noise="zero")
     calls = []
@@ -58,11 +68,7 @@ def test_the_fpo_log_prob_is_minus_the_conditional_flow_matching_loss():
 
 
 def test_the_ratio_is_exactly_one_at_the_collection_parameters_and_moves_after_an_update():
-    cfg = resolve_config(merged(*TINY, *FLOW))
-    pipeline = build_pipeline(cfg, make_fabric(cfg))
-    collector = make_collector(pipeline)
-    batch = next(iter(collector)).clone()
-    collector.shutdown()
+    pipeline, batch = pipeline_and_batch()
     module = pipeline.module
     flat = batch.reshape(-1)
     with torch.no_grad():
@@ -139,11 +145,7 @@ def test_the_noisy_euler_chain_log_prob_is_the_sum_of_its_gaussian_steps():
 
 
 def test_the_chain_ratio_is_exactly_one_at_the_collection_parameters():
-    cfg = resolve_config(merged(*TINY, *FLOW, "network.flow_ratio=chain"))
-    pipeline = build_pipeline(cfg, make_fabric(cfg))
-    collector = make_collector(pipeline)
-    batch = next(iter(collector)).clone()
-    collector.shutdown()
+    pipeline, batch = pipeline_and_batch("network.flow_ratio=chain")
     flat = batch.reshape(-1)
     with torch.no_grad():
         again = pipeline.module.actor.get_dist(flat.clone()).log_prob(flat["action"])
@@ -356,12 +358,7 @@ def test_clipped_actions_are_stored_inside_the_bounds_with_the_ratio_one_there(c
 
 
 def test_the_kl_adaptive_lr_measures_the_flow_by_its_ratio_estimate():
-    cfg = resolve_config(merged(*TINY, *FLOW, "network.flow_pair_ratios=separate", "ppo.anneal_lr=false",
-                                "ppo.desired_kl=0.01"))
-    pipeline = build_pipeline(cfg, make_fabric(cfg))
-    collector = make_collector(pipeline)
-    batch = next(iter(collector)).clone()
-    collector.shutdown()
+    pipeline, batch = pipeline_and_batch("network.flow_pair_ratios=separate", "ppo.anneal_lr=false", "ppo.desired_kl=0.01")
     module = pipeline.module
     flat = module.compute_advantages(batch).reshape(-1)
     minibatch = flat.select(*module.actor.in_keys, *module.dist_keys)
@@ -406,11 +403,7 @@ def test_fpo_options_train_and_are_checked(capsys):
 
 
 def test_the_action_spread_is_the_std_over_noise_draws_and_each_update_logs_it():
-    cfg = resolve_config(merged(*TINY, *FLOW, "network.flow_init_noise=0.5"))
-    pipeline = build_pipeline(cfg, make_fabric(cfg))
-    collector = make_collector(pipeline)
-    batch = next(iter(collector)).clone()
-    collector.shutdown()
+    pipeline, batch = pipeline_and_batch("network.flow_init_noise=0.5")
     module = pipeline.module
     module.compute_advantages(batch)
     flat = batch.reshape(-1)
