@@ -416,3 +416,14 @@ def test_the_action_spread_is_the_std_over_noise_draws_and_each_update_logs_it()
     stats = module.update(batch, pipeline.optimizer)  # logged after the epochs, on the batch's first 64 states
     assert stats["action_spread"] == pytest.approx(float(module.actor.action_spread(flat[:64])), rel=1e-6)
     assert stats["action_spread"] != pytest.approx(0.5, rel=1e-3)  # the update moved the field
+
+
+def test_verify_audits_pair_ratios_spo_and_stored_clipped_actions():
+    # the halfcheetah_flow preset's kind of flow head: one ratio per pair, SPO, clipped actions stored by design
+    cfg = tiny_config(*FLOW, "network.flow_pair_ratios=separate", "network.flow_log_ratio_clip=3",
+                      "network.flow_clip_actions=true", "network.flow_action_noise=1.0", "ppo.negative_advantages=spo",
+                      "ppo.clip_epsilon_low=0.05")
+    findings = {f.number: f for f in Audit(cfg).run([8, 27])}
+    assert findings[8].status == "ok" and "SPO" in findings[8].evidence  # ratios 1.5 / 0.6 on every pair of a row
+    assert findings[27].status == "off by config" and "network.flow_clip_actions" in findings[27].evidence
+    assert findings[27].evidence.startswith("0 of ")  # none outside the bounds, though noise 1 crosses them

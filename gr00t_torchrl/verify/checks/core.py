@@ -163,12 +163,14 @@ def check_advantage_norm(audit: Audit) -> tuple[str, str]:
 
 
 def _ratio_probe(audit: Audit) -> tuple[TensorDictBase, torch.Tensor]:
-    """A mini-batch whose stored log-probs make the ratios 1.5 and 0.6, alternately."""
+    """A mini-batch whose stored log-probs make the ratios 1.5 and 0.6, alternately by row (every ratio of a row,
+    where a flow head has one per (t, noise) pair)."""
     minibatch = _flat_minibatch(audit)
     key = audit.pipeline.module.loss_module.tensor_keys.sample_log_prob
     with torch.no_grad():
         log_prob = audit.pipeline.module.actor.get_dist(minibatch.clone()).log_prob(minibatch.get("action"))
-    ratio = torch.where(torch.arange(minibatch.shape[0]) % 2 == 0, 1.5, 0.6).reshape(log_prob.shape)
+    ratio = torch.where(torch.arange(minibatch.shape[0]) % 2 == 0, 1.5, 0.6)
+    ratio = ratio.reshape(-1, *(1,) * (log_prob.ndim - 1)).expand_as(log_prob)
     minibatch.set(key, log_prob - ratio.log())
     return minibatch, ratio
 
@@ -178,7 +180,7 @@ def check_clipped_objective(audit: Audit) -> tuple[str, str]:
     minibatch, ratio = _ratio_probe(audit)
     eps = audit.cfg.ppo.clip_epsilon
     low = eps if audit.cfg.ppo.clip_epsilon_low is None else audit.cfg.ppo.clip_epsilon_low
-    advantage = minibatch.get("advantage").reshape(ratio.shape)
+    advantage = minibatch.get("advantage").reshape(-1, *(1,) * (ratio.ndim - 1))  # one per row, over its ratios
     objective = torch.min(ratio * advantage, ratio.clamp(1 - low, 1 + eps) * advantage)
     spo = audit.cfg.ppo.negative_advantages == "spo"
     if spo:  # negative advantages: SPO's r A - |A| (r - 1)^2 / (2 eps_low), no floor
