@@ -101,8 +101,7 @@ class PPOModule(L.LightningModule):
         self.aux_coeff = aux_coeff
         # detail 5; no value network: `estimate_advantages` evaluates the critic itself, once
         self.advantage_module = GAE(gamma=cfg.gamma, lmbda=cfg.lmbda, value_network=None, average_gae=False)
-        spo = {} if cfg.negative_advantages == "clip" else {"spo_epsilon": cfg.clip_epsilon_low or cfg.clip_epsilon}
-        self.loss_module = (NegativeSPOLoss if spo else ClipPPOLoss)(
+        self.loss_module = (NegativeSPOLoss if cfg.negative_advantages == "spo" else ClipPPOLoss)(
             actor,
             critic,
             # detail 8; with clip_epsilon_low, TorchRL's asymmetric (low, high) ranges
@@ -118,7 +117,6 @@ class PPOModule(L.LightningModule):
             normalize_advantage=cfg.advantage_norm == "minibatch",  # detail 7, the per-mini-batch option
             functional=False,
             log_explained_variance=False,  # measured once per iteration on the whole batch instead
-            **spo,
         )
         if compile_update and self.loss_module.clip_value is not None:
             # the loss branches on `if self.clip_value:`, a graph break under torch.compile while it is a tensor

@@ -22,10 +22,14 @@ class NegativeSPOLoss(ClipPPOLoss):
     "loss_objective" over the same elements and with the same mean.
     """
 
-    def __init__(self, *args, spo_epsilon: float, **kwargs) -> None:
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.spo_epsilon = float(spo_epsilon)
         self._seen: dict[str, torch.Tensor] = {}
+
+    @property
+    def spo_epsilon(self) -> torch.Tensor:
+        """SPO's eps: the lower clip range the loss was built with (no longer a floor here)."""
+        return self.clip_epsilon_low if self._asymmetric_clip else self.clip_epsilon
 
     @property
     def _clip_bounds(self) -> tuple[torch.Tensor, torch.Tensor]:

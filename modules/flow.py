@@ -273,9 +273,10 @@ class FlowActor(TensorDictModuleBase):
         tensordict.set("action_log_prob", FlowRatio(self.net, obs, t, noise, self.loss_weight, self.pairs).log_prob(action))
         return tensordict
 
-    def draw_noise(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    def draw_noise(self, shape: tuple[int, ...], like: torch.Tensor,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
         """Starting noise N(0, init_noise^2): x_0 of sampling, and the noise of the flow-matching pairs."""
-        return self.init_noise * torch.randn(shape, device=like.device, dtype=like.dtype)
+        return self.init_noise * torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype)
 
     def draw_t(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
         """The stored pairs' t: uniform in [0, 1), or (`time_sampling="grid"`) one of the K Euler steps' k / K."""
@@ -297,8 +298,7 @@ class FlowActor(TensorDictModuleBase):
         own, fixed, so measuring consumes no training randomness and compares across iterations."""
         obs = tensordict.get(self.in_keys[0])
         generator = torch.Generator(obs.device).manual_seed(0)
-        shape = (draws, *obs.shape[:-1], self.action_dim)
-        noise = self.init_noise * torch.randn(shape, generator=generator, device=obs.device, dtype=obs.dtype)
+        noise = self.draw_noise((draws, *obs.shape[:-1], self.action_dim), obs, generator)
         return self.integrate(obs.expand(draws, *obs.shape), noise).std(0).mean()
 
     @property
